@@ -1,0 +1,552 @@
+//! The codec: image framing, entries and their payloads.
+//!
+//! [`ImageReader`] reads an image from any [`Read`] (pipes included: it never
+//! seeks), entry by entry, with the payload of each entry left in the stream
+//! until the caller reads, streams or skips it.  [`ImageWriter`] writes the
+//! magic words, entries and payloads back.  Memory use is bounded by the
+//! largest single entry, never by the image.
+
+use std::io::{self, Read, Write};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::magic::{self, Body, Head, ImageKind, Payload, IMG_COMMON, IMG_SERVICE};
+use crate::schema::{msg, MsgId};
+use crate::wire::{Message, Value};
+
+/// What an entry is, within its image.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    /// An ordinary entry.
+    Entry,
+    /// The `pagemap_head` that starts a pagemap.
+    PagemapHead,
+    /// A `pagemap_entry`.
+    PagemapEntry,
+    /// The `ghost_file_entry` that starts a ghost file.
+    GhostFile,
+    /// A `ghost_chunk_entry` of a chunked ghost file.
+    GhostChunk,
+}
+
+/// The payload that follows an entry, as its message describes it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ExtraSpec {
+    /// No payload.
+    None,
+    /// That many raw bytes.
+    Blob(u64),
+    /// TCP queues: `inq` bytes then `outq` bytes.
+    Tcp(u64, u64),
+    /// `nsems` u16 semaphore values, padded to 8 bytes.
+    Sem(u64),
+    /// `qnum` SysV messages.
+    Msg(u64),
+    /// SysV shm contents inline: `size` bytes padded to 4.
+    Shm(u64),
+    /// The raw contents of a non-chunked ghost file, up to the end.
+    GhostRaw,
+}
+
+/// One decoded entry.
+#[derive(Debug)]
+pub struct Item {
+    /// Index of the entry in the image (0-based, as in the JSON list).
+    pub index: usize,
+    /// Offset of its size prefix in the file.
+    pub offset: u64,
+    /// What it is.
+    pub role: Role,
+    /// The message.
+    pub msg: Message,
+    /// The payload that follows it.
+    pub extra: ExtraSpec,
+}
+
+/// A payload read into memory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Extra {
+    /// No payload.
+    None,
+    /// Raw bytes.
+    Blob(Vec<u8>),
+    /// TCP queues.
+    Tcp {
+        /// Receive queue.
+        inq: Vec<u8>,
+        /// Send queue.
+        outq: Vec<u8>,
+    },
+    /// Semaphore values.
+    Sem(Vec<u16>),
+    /// SysV messages: `ipc_msg` and its data.
+    Msgs(Vec<(Message, Vec<u8>)>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Body,
+    GhostChunks,
+    Done,
+}
+
+/// Reads an image entry by entry.
+pub struct ImageReader<R: Read> {
+    r: R,
+    kind: &'static ImageKind,
+    head: Option<u32>,
+    offset: u64,
+    index: usize,
+    state: State,
+    pending: ExtraSpec,
+}
+
+/// Round `x` up to a multiple of `y` (a power of two).
+pub fn round_up(x: u64, y: u64) -> u64 {
+    x.div_ceil(y) * y
+}
+
+/// Read up to `buf.len()` bytes, retrying on interruption; returns the count.
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+impl<R: Read> ImageReader<R> {
+    /// Read the magic words and set up for the entries.
+    ///
+    /// Errors: [`ErrorKind::UnknownMagic`] (crit's "Unknown magic"),
+    /// [`ErrorKind::NoHandler`] for magics with no entries (kdat, raw data).
+    pub fn open(mut r: R) -> Result<Self> {
+        let mut b = [0u8; 4];
+        let n = read_full(&mut r, &mut b)?;
+        if n < 4 {
+            return Err(Error::new(ErrorKind::Truncated { what: "magic", need: 4, got: n as u64 }).at_offset(0));
+        }
+        let mut offset = 4;
+        let mut m = u32::from_le_bytes(b);
+        let mut head = None;
+        if m == IMG_COMMON || m == IMG_SERVICE {
+            head = Some(m);
+            let n = read_full(&mut r, &mut b)?;
+            if n < 4 {
+                return Err(Error::new(ErrorKind::Truncated { what: "magic", need: 4, got: n as u64 }).at_offset(4));
+            }
+            m = u32::from_le_bytes(b);
+            offset = 8;
+        }
+        let kind = magic::by_magic(m).ok_or_else(|| Error::new(ErrorKind::UnknownMagic(m as i32)).at_offset(offset - 4))?;
+        if kind.body == Body::Undecodable {
+            return Err(Error::new(ErrorKind::NoHandler(kind.name)).at_offset(offset - 4));
+        }
+        Ok(ImageReader { r, kind, head, offset, index: 0, state: State::Body, pending: ExtraSpec::None })
+    }
+
+    /// The image kind.
+    pub fn kind(&self) -> &'static ImageKind {
+        self.kind
+    }
+
+    /// The head magic found, if any.
+    pub fn head_magic(&self) -> Option<u32> {
+        self.head
+    }
+
+    /// Bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Give back the underlying reader.
+    pub fn into_inner(self) -> R {
+        self.r
+    }
+
+    fn err_here(&self, e: Error) -> Error {
+        e.at_offset(self.offset).at_entry(self.index)
+    }
+
+    /// Read exactly `n` bytes, without trusting `n` for the allocation.
+    fn read_vec(&mut self, n: u64, what: &'static str) -> Result<Vec<u8>> {
+        let mut v = Vec::with_capacity(n.min(1 << 16) as usize);
+        let got = (&mut self.r).take(n).read_to_end(&mut v)? as u64;
+        if got < n {
+            return Err(self.err_here(Error::new(ErrorKind::Truncated { what, need: n, got })));
+        }
+        self.offset += n;
+        Ok(v)
+    }
+
+    /// Stream exactly `n` bytes to `sink`, in pieces.
+    pub fn stream_bytes(&mut self, n: u64, what: &'static str, mut sink: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let mut buf = vec![0u8; (n.min(1 << 16)) as usize];
+        let mut left = n;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let got = read_full(&mut self.r, &mut buf[..want])?;
+            if got == 0 {
+                return Err(self.err_here(Error::new(ErrorKind::Truncated { what, need: n, got: n - left })));
+            }
+            self.offset += got as u64;
+            left -= got as u64;
+            sink(&buf[..got])?;
+        }
+        Ok(())
+    }
+
+    /// Stream everything up to the end of the input to `sink`; returns the count.
+    pub fn stream_to_end(&mut self, mut sink: impl FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0;
+        loop {
+            let got = read_full(&mut self.r, &mut buf)?;
+            if got == 0 {
+                return Ok(total);
+            }
+            self.offset += got as u64;
+            total += got as u64;
+            sink(&buf[..got])?;
+        }
+    }
+
+    /// The next entry, or None at a clean end of the image.  A payload of the
+    /// previous entry that was not read is skipped first.
+    pub fn next_item(&mut self) -> Result<Option<Item>> {
+        if self.pending != ExtraSpec::None {
+            self.skip_extra()?;
+        }
+        if self.state == State::Done {
+            return Ok(None);
+        }
+        let start = self.offset;
+        let mut b = [0u8; 4];
+        let n = read_full(&mut self.r, &mut b)?;
+        if n == 0 {
+            self.state = State::Done;
+            return Ok(None);
+        }
+        if n < 4 {
+            return Err(self.err_here(Error::new(ErrorKind::Truncated { what: "entry size", need: 4, got: n as u64 })));
+        }
+        self.offset += 4;
+        let size = u32::from_le_bytes(b) as u64;
+        let buf = self.read_vec(size, "entry").map_err(|e| e.at_offset(start))?;
+        let (role, ty) = self.role_and_type();
+        let msg = Message::decode(ty, &buf).map_err(|e| e.at_offset(start).at_entry(self.index))?;
+        let extra = self.extra_of(role, &msg);
+        if role == Role::GhostFile {
+            self.state = if extra == ExtraSpec::None { State::GhostChunks } else { State::Done };
+        }
+        let item = Item { index: self.index, offset: start, role, msg, extra };
+        self.index += 1;
+        self.pending = extra;
+        Ok(Some(item))
+    }
+
+    fn role_and_type(&self) -> (Role, MsgId) {
+        match self.kind.body {
+            Body::Pagemap if self.index == 0 => (Role::PagemapHead, msg::PAGEMAP_HEAD),
+            Body::Pagemap => (Role::PagemapEntry, msg::PAGEMAP_ENTRY),
+            Body::Ghost if self.index == 0 => (Role::GhostFile, msg::GHOST_FILE_ENTRY),
+            Body::Ghost => (Role::GhostChunk, msg::GHOST_CHUNK_ENTRY),
+            Body::Entries(ty, _) => (Role::Entry, ty),
+            Body::Undecodable => (Role::Entry, msg::INVENTORY_ENTRY),
+        }
+    }
+
+    fn extra_of(&self, role: Role, m: &Message) -> ExtraSpec {
+        let u = |name: &str| m.u64(name).unwrap_or(0);
+        match role {
+            Role::GhostFile => {
+                if m.bool("chunks") == Some(true) {
+                    ExtraSpec::None
+                } else {
+                    ExtraSpec::GhostRaw
+                }
+            }
+            Role::GhostChunk => ExtraSpec::Blob(u("len")),
+            Role::PagemapHead | Role::PagemapEntry => ExtraSpec::None,
+            Role::Entry => match self.kind.body {
+                Body::Entries(_, p) => match p {
+                    Payload::None => ExtraSpec::None,
+                    Payload::Blob(f) => ExtraSpec::Blob(u(f)),
+                    Payload::Blob2(a, b) => ExtraSpec::Blob(u(a).saturating_add(u(b))),
+                    Payload::Tcp => ExtraSpec::Tcp(u("inq_len"), u("outq_len")),
+                    Payload::Sem => ExtraSpec::Sem(u("nsems")),
+                    Payload::Msg => ExtraSpec::Msg(u("qnum")),
+                    Payload::Shm => {
+                        if m.bool("in_pagemaps") == Some(true) {
+                            ExtraSpec::None
+                        } else {
+                            ExtraSpec::Shm(u("size"))
+                        }
+                    }
+                },
+                _ => ExtraSpec::None,
+            },
+        }
+    }
+
+    /// Skip the payload of the last entry; returns its size as crit's
+    /// `--nopl` reports it.
+    pub fn skip_extra(&mut self) -> Result<u64> {
+        let spec = std::mem::replace(&mut self.pending, ExtraSpec::None);
+        let idx = self.index.saturating_sub(1);
+        let r = (|| -> Result<u64> {
+            Ok(match spec {
+                ExtraSpec::None => 0,
+                ExtraSpec::Blob(n) => {
+                    self.stream_bytes(n, "payload", |_| Ok(()))?;
+                    n
+                }
+                ExtraSpec::Tcp(a, b) => {
+                    self.stream_bytes(a, "TCP receive queue", |_| Ok(()))?;
+                    self.stream_bytes(b, "TCP send queue", |_| Ok(()))?;
+                    a + b
+                }
+                ExtraSpec::Sem(n) => {
+                    self.stream_bytes(round_up(2 * n, 8), "semaphore values", |_| Ok(()))?;
+                    2 * n
+                }
+                ExtraSpec::Shm(n) => {
+                    self.stream_bytes(round_up(n, 4), "shared memory contents", |_| Ok(()))?;
+                    n
+                }
+                ExtraSpec::Msg(q) => {
+                    let mut total = 0;
+                    for _ in 0..q {
+                        match self.read_ipc_msg_inner(true)? {
+                            Some((size, m, _)) => total += size + m.u64("msize").unwrap_or(0),
+                            None => break,
+                        }
+                    }
+                    total
+                }
+                ExtraSpec::GhostRaw => self.stream_to_end(|_| Ok(()))?,
+            })
+        })();
+        r.map_err(|e| e.at_entry(idx))
+    }
+
+    /// Read the payload of the last entry into memory.
+    pub fn read_extra(&mut self) -> Result<Extra> {
+        let spec = std::mem::replace(&mut self.pending, ExtraSpec::None);
+        let idx = self.index.saturating_sub(1);
+        let r = (|| -> Result<Extra> {
+            Ok(match spec {
+                ExtraSpec::None => Extra::None,
+                ExtraSpec::Blob(n) => Extra::Blob(self.read_vec(n, "payload")?),
+                ExtraSpec::Tcp(a, b) => {
+                    let inq = self.read_vec(a, "TCP receive queue")?;
+                    let outq = self.read_vec(b, "TCP send queue")?;
+                    Extra::Tcp { inq, outq }
+                }
+                ExtraSpec::Sem(n) => Extra::Sem(self.read_sems(n)?),
+                ExtraSpec::Shm(n) => {
+                    let v = self.read_vec(n, "shared memory contents")?;
+                    self.read_vec(round_up(n, 4) - n, "padding")?;
+                    Extra::Blob(v)
+                }
+                ExtraSpec::Msg(q) => Extra::Msgs(self.read_msgs(q)?),
+                ExtraSpec::GhostRaw => {
+                    let mut v = Vec::new();
+                    self.stream_to_end(|b| {
+                        v.extend_from_slice(b);
+                        Ok(())
+                    })?;
+                    Extra::Blob(v)
+                }
+            })
+        })();
+        r.map_err(|e| e.at_entry(idx))
+    }
+
+    /// Read `nsems` semaphore values and their padding (payload `Sem`).
+    pub fn read_sems(&mut self, nsems: u64) -> Result<Vec<u16>> {
+        self.pending = ExtraSpec::None;
+        let data = self.read_vec(2 * nsems, "semaphore values")?;
+        self.read_vec(round_up(2 * nsems, 8) - 2 * nsems, "padding")?;
+        Ok(data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
+    }
+
+    /// Read `qnum` SysV messages (payload `Msg`).  Like CRIU, a queue that
+    /// ends early (clean end of file) ends the list.
+    pub fn read_msgs(&mut self, qnum: u64) -> Result<Vec<(Message, Vec<u8>)>> {
+        self.pending = ExtraSpec::None;
+        let mut out = Vec::new();
+        for _ in 0..qnum {
+            match self.read_ipc_msg_inner(false)? {
+                Some((_, m, d)) => out.push((m, d)),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Mark the pending payload as consumed by the caller's own reads.
+    pub fn payload_consumed(&mut self) {
+        self.pending = ExtraSpec::None;
+    }
+
+    fn read_ipc_msg_inner(&mut self, skip: bool) -> Result<Option<(u64, Message, Vec<u8>)>> {
+        let mut b = [0u8; 4];
+        let n = read_full(&mut self.r, &mut b)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if n < 4 {
+            return Err(self.err_here(Error::new(ErrorKind::Truncated { what: "message size", need: 4, got: n as u64 })));
+        }
+        self.offset += 4;
+        let size = u32::from_le_bytes(b) as u64;
+        let buf = self.read_vec(size, "ipc_msg")?;
+        let m = Message::decode(msg::IPC_MSG, &buf).map_err(|e| self.err_here(e.in_field("extra")))?;
+        let msize = m.u64("msize").unwrap_or(0);
+        let rounded = round_up(msize, 8);
+        let data = if skip {
+            self.stream_bytes(rounded, "message data", |_| Ok(()))?;
+            Vec::new()
+        } else {
+            let d = self.read_vec(msize, "message data")?;
+            self.read_vec(rounded - msize, "padding")?;
+            d
+        };
+        Ok(Some((size, m, data)))
+    }
+
+    /// Count the entries left (payloads skipped), as `crit info` does for a
+    /// well-formed image.
+    pub fn count(&mut self) -> Result<usize> {
+        let mut n = 0;
+        while self.next_item()?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// An iterator adapter over entries with their payloads loaded.
+impl<R: Read> Iterator for ImageReader<R> {
+    type Item = Result<(Item, Extra)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.next_item() {
+            Ok(Some(item)) => Some(self.read_extra().map(|x| (item, x))),
+            Ok(None) => None,
+            Err(e) => {
+                self.state = State::Done;
+                self.pending = ExtraSpec::None;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Writes an image.
+pub struct ImageWriter<W: Write> {
+    w: W,
+    kind: &'static ImageKind,
+    index: usize,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> ImageWriter<W> {
+    /// Start an image of `kind`, writing its head and type magic.
+    pub fn new(mut w: W, kind: &'static ImageKind) -> Result<Self> {
+        match kind.head {
+            Head::None => {}
+            Head::Common => w.write_all(&IMG_COMMON.to_le_bytes())?,
+            Head::Service => w.write_all(&IMG_SERVICE.to_le_bytes())?,
+        }
+        w.write_all(&kind.magic.to_le_bytes())?;
+        Ok(ImageWriter { w, kind, index: 0, scratch: Vec::new() })
+    }
+
+    /// The image kind.
+    pub fn kind(&self) -> &'static ImageKind {
+        self.kind
+    }
+
+    /// Write one entry (size prefix and message).
+    pub fn write_message(&mut self, m: &Message) -> Result<()> {
+        self.scratch.clear();
+        m.encode(&mut self.scratch);
+        let len = u32::try_from(self.scratch.len())
+            .map_err(|_| Error::value("entry larger than 4 GiB").at_entry(self.index))?;
+        self.w.write_all(&len.to_le_bytes())?;
+        self.w.write_all(&self.scratch)?;
+        self.index += 1;
+        Ok(())
+    }
+
+    /// Write payload bytes.
+    pub fn write_raw(&mut self, data: &[u8]) -> Result<()> {
+        self.w.write_all(data)?;
+        Ok(())
+    }
+
+    /// Write `n` zero bytes.
+    pub fn write_zeros(&mut self, n: u64) -> Result<()> {
+        const Z: [u8; 64] = [0; 64];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(64) as usize;
+            self.w.write_all(&Z[..k])?;
+            left -= k as u64;
+        }
+        Ok(())
+    }
+
+    /// Write a payload held in memory, for an entry of role `role`.
+    pub fn write_extra(&mut self, extra: &Extra) -> Result<()> {
+        match extra {
+            Extra::None => Ok(()),
+            Extra::Blob(b) => self.write_raw(b),
+            Extra::Tcp { inq, outq } => {
+                self.write_raw(inq)?;
+                self.write_raw(outq)
+            }
+            Extra::Sem(v) => {
+                for s in v {
+                    self.write_raw(&s.to_le_bytes())?;
+                }
+                let n = 2 * v.len() as u64;
+                self.write_zeros(round_up(n, 8) - n)
+            }
+            Extra::Msgs(ms) => {
+                for (m, data) in ms {
+                    self.write_message(m)?;
+                    self.index -= 1;
+                    let msize = m.u64("msize").unwrap_or(data.len() as u64);
+                    let take = (msize as usize).min(data.len());
+                    self.write_raw(&data[..take])?;
+                    self.write_zeros(round_up(msize, 8) - take as u64)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Flush and give back the writer.
+    pub fn finish(mut self) -> Result<W> {
+        self.w.flush()?;
+        Ok(self.w)
+    }
+
+    /// The underlying writer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.w
+    }
+}
+
+/// Whether a message field holds `true`.
+pub fn flag(m: &Message, name: &str) -> bool {
+    matches!(m.get(name), Some(Value::Bool(true)))
+}

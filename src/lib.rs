@@ -1,0 +1,8 @@
+//! crit: read, write and explore CRIU checkpoint images.
+pub mod error;
+pub mod image;
+pub mod magic;
+pub mod schema;
+pub mod wire;
+
+pub use error::{Error, ErrorKind, Result};
