@@ -423,7 +423,7 @@ impl<R: Read> ImageReader<R> {
 
     /// Count the entries left (payloads skipped), as `crit info` does for a
     /// well-formed image.
-    pub fn count(&mut self) -> Result<usize> {
+    pub fn count_entries(&mut self) -> Result<usize> {
         let mut n = 0;
         while self.next_item()?.is_some() {
             n += 1;

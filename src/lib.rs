@@ -6,3 +6,6 @@ pub mod schema;
 pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};
+pub mod json;
+pub mod transcode;
+pub mod output;

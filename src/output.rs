@@ -1,0 +1,78 @@
+//! Atomic output files: written to a temporary file in the same directory,
+//! synced, then renamed over the target, so an error leaves no partial
+//! output and never touches an existing file.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// A file being written; becomes visible at [`AtomicFile::commit`].
+pub struct AtomicFile {
+    target: PathBuf,
+    tmp: PathBuf,
+    file: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Create the temporary file next to `target`.
+    pub fn create(target: &Path) -> io::Result<AtomicFile> {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+        let mut last_err = None;
+        for attempt in 0..100u32 {
+            let tmp = dir.join(format!(".{name}.crit-{}-{attempt}.tmp", std::process::id()));
+            match fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                Ok(f) => {
+                    return Ok(AtomicFile { target: target.to_path_buf(), tmp, file: Some(BufWriter::with_capacity(1 << 16, f)) })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("cannot create a temporary file")))
+    }
+
+    /// Flush, sync and rename over the target.
+    pub fn commit(mut self) -> io::Result<()> {
+        if let Some(w) = self.file.take() {
+            let f = w.into_inner().map_err(|e| e.into_error())?;
+            f.sync_all()?;
+        }
+        fs::rename(&self.tmp, &self.target)?;
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.file.as_mut() {
+            Some(f) => f.write(buf),
+            None => Err(io::Error::other("file already committed")),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.write_all(buf),
+            None => Err(io::Error::other("file already committed")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}

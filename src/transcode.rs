@@ -1,0 +1,415 @@
+//! Whole-image conversions between the binary format and crit's JSON,
+//! streamed entry by entry: `decode`, `encode` and `info`.
+
+use std::io::{Read, Write};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::image::{round_up, ExtraSpec, ImageReader, ImageWriter, Role};
+use crate::json::map::{write_b64, write_fields, write_message, Style};
+use crate::json::out::B64Lines;
+use crate::json::parse::{Json, Parser};
+use crate::json::{message_from_json, pyfmt, JsonOut};
+use crate::magic::{self, Body, ImageKind, Payload};
+use crate::schema::{msg, MsgId};
+use crate::wire::Message;
+
+/// Options of [`decode`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecodeOptions {
+    /// Nice mode (`-f nice`, crit's `--pretty`): indented, options applied.
+    pub nice: bool,
+    /// Show payload sizes instead of payloads (crit's `show --nopl`).
+    pub no_payload: bool,
+}
+
+/// crit's `human_readable`: `5B`, `1KB`, `2.9KB`.
+pub fn human_size(n: u64) -> String {
+    let mut x = n as f64;
+    for unit in ["", "K", "M", "G", "T", "P", "E", "Z"] {
+        if x < 1024.0 {
+            return if x.trunc() == x { format!("{}{unit}B", x as u64) } else { format!("{x:.1}{unit}B") };
+        }
+        x /= 1024.0;
+    }
+    format!("{x:.1}YB")
+}
+
+/// Decode an image to crit's JSON.  Writes no trailing newline.
+pub fn decode<R: Read, W: Write>(input: R, output: W, opts: DecodeOptions) -> Result<W> {
+    let mut rd = ImageReader::open(input)?;
+    let kind = rd.kind();
+    let style = Style { nice: opts.nice };
+    let mut out = JsonOut::new(output, opts.nice);
+    out.begin_object()?;
+    out.key("magic")?;
+    out.write_str(kind.name.as_bytes())?;
+    out.key("entries")?;
+    out.begin_array()?;
+    while let Some(item) = rd.next_item()? {
+        let idx = item.index;
+        out.elem()?;
+        out.begin_object()?;
+        write_fields(&mut out, &item.msg, style, false)?;
+        write_extra(&mut rd, &mut out, &item.msg, item.role, item.extra, opts).map_err(|e| e.at_entry(idx))?;
+        out.end_object()?;
+    }
+    out.end_array()?;
+    out.end_object()?;
+    Ok(out.into_inner())
+}
+
+fn write_extra<R: Read, W: Write>(
+    rd: &mut ImageReader<R>,
+    out: &mut JsonOut<W>,
+    m: &Message,
+    role: Role,
+    spec: ExtraSpec,
+    opts: DecodeOptions,
+) -> Result<()> {
+    if spec == ExtraSpec::None {
+        return Ok(());
+    }
+    let ghost = matches!(role, Role::GhostFile | Role::GhostChunk);
+    if opts.no_payload {
+        let size = rd.skip_extra()?;
+        if !ghost {
+            out.key("extra")?;
+            out.write_str(format!("... <{}>", human_size(size)).as_bytes())?;
+        }
+        let _ = m;
+        return Ok(());
+    }
+    out.key("extra")?;
+    match spec {
+        ExtraSpec::None => {}
+        ExtraSpec::Blob(n) => stream_b64(rd, out, n)?,
+        ExtraSpec::Shm(n) => {
+            stream_b64(rd, out, n)?;
+            rd.stream_bytes(round_up(n, 4) - n, "padding", |_| Ok(()))?;
+        }
+        ExtraSpec::GhostRaw => {
+            out.raw("\"")?;
+            let mut e = B64Lines::new();
+            rd.stream_to_end(|b| e.feed(out.get_mut(), b))?;
+            e.finish(out.get_mut())?;
+            out.raw("\"")?;
+        }
+        ExtraSpec::Tcp(a, b) => {
+            out.begin_object()?;
+            out.key("inq")?;
+            stream_b64(rd, out, a)?;
+            out.key("outq")?;
+            stream_b64(rd, out, b)?;
+            out.end_object()?;
+        }
+        ExtraSpec::Sem(n) => {
+            let vals = rd.read_sems(n)?;
+            out.begin_array()?;
+            for v in vals {
+                out.elem()?;
+                out.int(v)?;
+            }
+            out.end_array()?;
+        }
+        ExtraSpec::Msg(q) => {
+            let msgs = rd.read_msgs(q)?;
+            out.begin_array()?;
+            for (m, data) in &msgs {
+                out.elem()?;
+                // crit writes these raw, also in nice mode.
+                write_message(out, m, Style { nice: false }, false)?;
+                out.elem()?;
+                write_b64(out, data)?;
+            }
+            out.end_array()?;
+        }
+    }
+    rd.payload_consumed();
+    Ok(())
+}
+
+fn stream_b64<R: Read, W: Write>(rd: &mut ImageReader<R>, out: &mut JsonOut<W>, n: u64) -> Result<()> {
+    out.raw("\"")?;
+    let mut e = B64Lines::new();
+    rd.stream_bytes(n, "payload", |b| e.feed(out.get_mut(), b))?;
+    e.finish(out.get_mut())?;
+    out.raw("\"")
+}
+
+/// Count the entries of an image as `crit info` reports them: payloads
+/// skipped properly, the pagemap head not counted.
+pub fn info<R: Read>(input: R) -> Result<(&'static ImageKind, usize)> {
+    let mut rd = ImageReader::open(input)?;
+    let kind = rd.kind();
+    let n = rd.count_entries()?;
+    let n = if kind.body == Body::Pagemap { n.saturating_sub(1) } else { n };
+    Ok((kind, n))
+}
+
+/// The JSON text of `crit info`.
+pub fn info_json(kind: &ImageKind, count: usize) -> String {
+    format!("{{\n    \"magic\": \"{}\",\n    \"count\": {count}\n}}\n", kind.name)
+}
+
+/// Encode crit's JSON (raw or nice, ours or crit's) to an image.
+///
+/// The JSON is read as a stream: each element of `entries` is parsed,
+/// encoded and written before the next one is read.
+pub fn encode<R: Read, W: Write>(input: R, output: W) -> Result<W> {
+    let mut p = Parser::new(input);
+    match p.skip_ws()? {
+        Some(b'{') => {}
+        _ => return Err(Error::new(ErrorKind::NotJson)),
+    }
+    p.expect(b'{', "'{'")?;
+    let mut kind: Option<&'static ImageKind> = None;
+    let mut early: Vec<Json> = Vec::new();
+    let mut seen_entries = false;
+    let mut enc: Option<Encoder<W>> = None;
+    let mut output = Some(output);
+    if p.skip_ws()? == Some(b'}') {
+        return Err(p.error("no \"magic\" key"));
+    }
+    loop {
+        let key = p.key()?;
+        match key.as_str() {
+            "magic" => {
+                let v = p.value()?;
+                let Json::Str(name) = &v else {
+                    return Err(p.error("\"magic\" must be a string"));
+                };
+                let name = String::from_utf8_lossy(name).into_owned();
+                let k = magic::by_name(&name).ok_or_else(|| Error::value(format!("unknown magic name {name:?}")))?;
+                if k.body == Body::Undecodable {
+                    return Err(Error::new(ErrorKind::NoHandler(k.name)));
+                }
+                kind = Some(k);
+                if let Some(w) = output.take() {
+                    let mut e = Encoder::new(w, k)?;
+                    for (i, j) in early.drain(..).enumerate() {
+                        e.entry(&j).map_err(|err| err.at_entry(i))?;
+                    }
+                    enc = Some(e);
+                }
+            }
+            "entries" => {
+                seen_entries = true;
+                p.expect(b'[', "a list of entries")?;
+                if p.skip_ws()? == Some(b']') {
+                    p.expect(b']', "']'")?;
+                } else {
+                    let mut i = 0usize;
+                    loop {
+                        let line_col = (p.error(""), ()).0.loc.line_col;
+                        let j = p.value()?;
+                        match enc.as_mut() {
+                            Some(e) => e.entry(&j).map_err(|mut err| {
+                                if err.loc.line_col.is_none() {
+                                    err.loc.line_col = line_col;
+                                }
+                                err.at_entry(i)
+                            })?,
+                            None => early.push(j),
+                        }
+                        i += 1;
+                        if !p.next_or_close(b']')? {
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => {
+                p.value()?;
+            }
+        }
+        if !p.next_or_close(b'}')? {
+            break;
+        }
+    }
+    p.expect_end()?;
+    if kind.is_none() {
+        return Err(Error::value("the JSON has no \"magic\" key"));
+    }
+    if !seen_entries {
+        return Err(Error::value("the JSON has no \"entries\" list"));
+    }
+    match enc {
+        Some(e) => e.finish(),
+        None => Err(Error::other("internal: no encoder")),
+    }
+}
+
+/// Encodes entries of one image, one JSON value at a time.
+pub struct Encoder<W: Write> {
+    w: ImageWriter<W>,
+    kind: &'static ImageKind,
+    index: usize,
+    ghost_chunks: bool,
+}
+
+impl<W: Write> Encoder<W> {
+    /// Start an image of `kind`.
+    pub fn new(w: W, kind: &'static ImageKind) -> Result<Self> {
+        Ok(Encoder { w: ImageWriter::new(w, kind)?, kind, index: 0, ghost_chunks: false })
+    }
+
+    fn role(&self) -> (Role, MsgId) {
+        match self.kind.body {
+            Body::Pagemap if self.index == 0 => (Role::PagemapHead, msg::PAGEMAP_HEAD),
+            Body::Pagemap => (Role::PagemapEntry, msg::PAGEMAP_ENTRY),
+            Body::Ghost if self.index == 0 => (Role::GhostFile, msg::GHOST_FILE_ENTRY),
+            Body::Ghost => (Role::GhostChunk, msg::GHOST_CHUNK_ENTRY),
+            Body::Entries(ty, _) => (Role::Entry, ty),
+            Body::Undecodable => (Role::Entry, msg::INVENTORY_ENTRY),
+        }
+    }
+
+    /// Encode one JSON entry (with its `extra`).
+    pub fn entry(&mut self, j: &Json) -> Result<()> {
+        let (role, ty) = self.role();
+        if role == Role::GhostChunk && !self.ghost_chunks {
+            // crit ignores entries after a non-chunked ghost file.
+            self.index += 1;
+            return Ok(());
+        }
+        let m = message_from_json(ty, j)?;
+        let missing = m.missing_required();
+        if !missing.is_empty() {
+            return Err(Error::new(ErrorKind::MissingRequired { message: ty.desc().name, fields: missing }));
+        }
+        self.w.write_message(&m)?;
+        let extra = j.get("extra");
+        let r = self.extra(role, &m, extra).map_err(|e| e.in_field("extra"));
+        self.index += 1;
+        r
+    }
+
+    fn extra(&mut self, role: Role, m: &Message, extra: Option<&Json>) -> Result<()> {
+        let u = |name: &str| m.u64(name).unwrap_or(0);
+        match role {
+            Role::PagemapHead | Role::PagemapEntry => Ok(()),
+            Role::GhostFile => {
+                if m.bool("chunks") == Some(true) {
+                    self.ghost_chunks = true;
+                    return Ok(());
+                }
+                let data = blob(extra)?.ok_or_else(|| Error::value("missing: a ghost file needs its contents"))?;
+                self.w.write_raw(&data)
+            }
+            Role::GhostChunk => self.sized_blob(extra, u("len"), "len"),
+            Role::Entry => {
+                let Body::Entries(_, payload) = self.kind.body else { return Ok(()) };
+                match payload {
+                    Payload::None => Ok(()),
+                    Payload::Blob(f) => self.sized_blob(extra, u(f), f),
+                    Payload::Blob2(a, b) => self.sized_blob(extra, u(a).saturating_add(u(b)), "keys_bytes + values_bytes"),
+                    Payload::Tcp => {
+                        let (inq, outq) = match extra {
+                            Some(x @ Json::Obj(_)) => (x.get("inq"), x.get("outq")),
+                            None => (None, None),
+                            Some(other) => {
+                                return Err(Error::value(format!("expected {{\"inq\", \"outq\"}}, found {}", other.type_name())))
+                            }
+                        };
+                        self.sized_blob(inq, u("inq_len"), "inq_len").map_err(|e| e.in_field("inq"))?;
+                        self.sized_blob(outq, u("outq_len"), "outq_len").map_err(|e| e.in_field("outq"))
+                    }
+                    Payload::Sem => {
+                        let n = u("nsems");
+                        let vals: Vec<u16> = match extra {
+                            Some(Json::Arr(a)) => a
+                                .iter()
+                                .enumerate()
+                                .map(|(i, v)| match v {
+                                    Json::Int(x) if (0..=u16::MAX as i128).contains(x) => Ok(*x as u16),
+                                    _ => Err(Error::value("expected a semaphore value (0..65535)").in_index(i)),
+                                })
+                                .collect::<Result<_>>()?,
+                            None if n == 0 => Vec::new(),
+                            _ => return Err(Error::value("expected a list of semaphore values")),
+                        };
+                        if vals.len() as u64 != n {
+                            return Err(Error::value(format!(
+                                "number of semaphores mismatch: {} values, nsems is {n}",
+                                vals.len()
+                            )));
+                        }
+                        self.w.write_extra(&crate::image::Extra::Sem(vals))
+                    }
+                    Payload::Msg => {
+                        let items: &[Json] = match extra {
+                            Some(Json::Arr(a)) => a,
+                            None => &[],
+                            Some(other) => return Err(Error::value(format!("expected a list, found {}", other.type_name()))),
+                        };
+                        if items.len() % 2 != 0 {
+                            return Err(Error::value("expected pairs of message header and data"));
+                        }
+                        let q = u("qnum");
+                        if (items.len() / 2) as u64 != q {
+                            return Err(Error::value(format!("{} messages, qnum is {q}", items.len() / 2)));
+                        }
+                        let mut msgs = Vec::new();
+                        for (i, pair) in items.chunks(2).enumerate() {
+                            let hm = message_from_json(msg::IPC_MSG, &pair[0]).map_err(|e| e.in_index(2 * i))?;
+                            let missing = hm.missing_required();
+                            if !missing.is_empty() {
+                                return Err(Error::new(ErrorKind::MissingRequired { message: "ipc_msg", fields: missing })
+                                    .in_index(2 * i));
+                            }
+                            let data = blob(Some(&pair[1])).map_err(|e| e.in_index(2 * i + 1))?.unwrap_or_default();
+                            let msize = hm.u64("msize").unwrap_or(0);
+                            if (data.len() as u64) < msize {
+                                return Err(Error::value(format!("{} bytes of data, msize is {msize}", data.len()))
+                                    .in_index(2 * i + 1));
+                            }
+                            msgs.push((hm, data));
+                        }
+                        self.w.write_extra(&crate::image::Extra::Msgs(msgs))
+                    }
+                    Payload::Shm => {
+                        if m.bool("in_pagemaps") == Some(true) {
+                            // The contents are in pagemap-shmem and pages images.
+                            return Ok(());
+                        }
+                        let size = u("size");
+                        let data = blob(extra)?.unwrap_or_default();
+                        if (data.len() as u64) < size {
+                            return Err(Error::value(format!("{} bytes of contents, size is {size}", data.len())));
+                        }
+                        self.w.write_raw(&data[..size as usize])?;
+                        self.w.write_zeros(round_up(size, 4) - size)
+                    }
+                }
+            }
+        }
+    }
+
+    fn sized_blob(&mut self, extra: Option<&Json>, n: u64, field: &str) -> Result<()> {
+        let data = blob(extra)?.unwrap_or_default();
+        if data.len() as u64 != n {
+            return Err(Error::value(format!("{} bytes of payload, but {field} is {n}", data.len())));
+        }
+        self.w.write_raw(&data)
+    }
+
+    /// Flush and give the writer back.
+    pub fn finish(self) -> Result<W> {
+        self.w.finish()
+    }
+}
+
+/// A payload string: base64, decoded leniently as crit does; a `--nopl`
+/// placeholder is refused.
+fn blob(extra: Option<&Json>) -> Result<Option<Vec<u8>>> {
+    match extra {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Str(s)) => {
+            if s.starts_with(b"... <") {
+                return Err(Error::value("the payload was left out (--nopl output cannot be encoded)"));
+            }
+            pyfmt::b64_decode(s).map(Some).map_err(Error::value)
+        }
+        Some(other) => Err(Error::value(format!("expected a base64 string, found {}", other.type_name()))),
+    }
+}
