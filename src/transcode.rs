@@ -272,7 +272,10 @@ impl<W: Write> Encoder<W> {
             self.index += 1;
             return Ok(());
         }
-        let m = message_from_json(ty, j)?;
+        let mut m = message_from_json(ty, j)?;
+        if role == Role::PagemapEntry {
+            legacy_pagemap_entry(&mut m, j);
+        }
         let missing = m.missing_required();
         if !missing.is_empty() {
             return Err(Error::new(ErrorKind::MissingRequired { message: ty.desc().name, fields: missing }));
@@ -396,6 +399,23 @@ impl<W: Write> Encoder<W> {
     /// Flush and give the writer back.
     pub fn finish(self) -> Result<W> {
         self.w.finish()
+    }
+}
+
+/// crit before 4.2 named pagemap field 2 `nr_pages` (4.2 renamed it
+/// `compat_nr_pages` and added a 64-bit `nr_pages` as field 5).  JSON that
+/// has `nr_pages` but no `compat_nr_pages` comes from such a crit: its
+/// count belongs in field 2, which gives back the image it was made from
+/// (and CRIU 4.2 reads field 2 when field 5 is absent).
+fn legacy_pagemap_entry(m: &mut Message, j: &Json) {
+    if j.get("compat_nr_pages").is_some() {
+        return;
+    }
+    let Some(n) = m.u64("nr_pages") else { return };
+    if let Ok(n32) = u32::try_from(n) {
+        let _ = m.set("compat_nr_pages", crate::wire::Value::Uint(n32 as u64));
+        let five = m.field_desc("nr_pages").map(|f| f.number).unwrap_or(5);
+        m.fields.retain(|(num, _)| *num != five);
     }
 }
 

@@ -410,8 +410,8 @@ mod tests {
         assert_eq!(parse_dev("8:1", false), Some((8 << 20) | 1));
         assert_eq!(odev(0x801), "8:1");
         assert_eq!(parse_dev("8:1", true), Some(0x801));
-        assert_eq!(odev(0x1234_5678), "1110:1193080");
-        assert_eq!(parse_dev("1110:1193080", true), Some(0x1234_5678));
+        assert_eq!(odev(0x1234_5678), "1110:74616");
+        assert_eq!(parse_dev("1110:74616", true), Some(0x1234_5678));
     }
 
     #[test]

@@ -1,0 +1,8 @@
+//! The project's one integration test binary (one link, one harness).
+mod util;
+
+mod cli;
+mod golden;
+mod props;
+mod reference;
+mod roundtrip;

@@ -1,0 +1,161 @@
+//! Shared helpers: fixtures, goldens, the built binary, reference tools.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn crit_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_crit"))
+}
+
+/// Run our binary.
+pub fn crit(args: &[&str]) -> Output {
+    Command::new(crit_bin()).args(args).output().expect("run crit")
+}
+
+/// Every fixture directory (a complete dump).
+pub fn fixtures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("tests/fixtures"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.join("inventory.img").exists())
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no fixtures found");
+    v
+}
+
+/// Every image file of a fixture directory.
+pub fn images(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && !p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every image of every fixture.
+pub fn all_images() -> Vec<PathBuf> {
+    fixtures().iter().flat_map(|d| images(d)).collect()
+}
+
+/// The golden directory of a fixture.
+pub fn golden_dir(fixture: &Path) -> PathBuf {
+    root().join("tests/golden").join(fixture.file_name().unwrap())
+}
+
+/// Whether the file is one crit cannot decode by design (no magic).
+pub fn is_raw_image(p: &Path) -> bool {
+    let name = p.file_name().unwrap().to_string_lossy();
+    crit::magic::RAW_IMAGE_PREFIXES.iter().any(|pre| name.starts_with(pre))
+}
+
+pub fn decode_bytes(data: &[u8], nice: bool, nopl: bool) -> crit::Result<Vec<u8>> {
+    crit::transcode::decode(data, Vec::new(), crit::transcode::DecodeOptions { nice, no_payload: nopl })
+}
+
+pub fn encode_bytes(json: &[u8]) -> crit::Result<Vec<u8>> {
+    crit::transcode::encode(json, Vec::new())
+}
+
+/// The reference tools (CRIU 4.1.1 and its crit), installed by
+/// scripts/reference-tools.sh into a private folder; None, with the reason
+/// printed, when they cannot be had here.
+pub struct Reference {
+    pub dir: PathBuf,
+}
+
+impl Reference {
+    pub fn crit(&self) -> PathBuf {
+        self.dir.join("bin/crit")
+    }
+    pub fn criu(&self) -> PathBuf {
+        self.dir.join("bin/criu")
+    }
+}
+
+pub fn reference() -> Option<&'static Reference> {
+    static R: OnceLock<Result<Reference, String>> = OnceLock::new();
+    let r = R.get_or_init(|| {
+        if std::env::var_os("CRIT_NO_REFERENCE").is_some() {
+            return Err("CRIT_NO_REFERENCE is set".into());
+        }
+        let dir = std::env::var_os("CRIT_REFERENCE_DIR").map(PathBuf::from).unwrap_or_else(|| root().join(".reference"));
+        let out = Command::new("bash")
+            .arg(root().join("scripts/reference-tools.sh"))
+            .env("CRIT_REFERENCE_DIR", &dir)
+            .output()
+            .map_err(|e| format!("cannot run scripts/reference-tools.sh: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "scripts/reference-tools.sh failed: {}",
+                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            ));
+        }
+        Ok(Reference { dir })
+    });
+    match r {
+        Ok(r) => Some(r),
+        Err(why) => {
+            eprintln!("SKIP: reference tools unavailable: {why}");
+            None
+        }
+    }
+}
+
+pub fn is_root() -> bool {
+    // SAFETY-free check: /proc/self/status Uid line.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// A scratch directory removed at drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("crit-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An ipcns-shm image whose every entry has `in_pagemaps: true`.
+pub fn shm_in_pagemaps(data: &[u8]) -> bool {
+    let Ok(rd) = crit::image::ImageReader::open(data) else { return false };
+    if rd.kind().name != "IPCNS_SHM" {
+        return false;
+    }
+    let mut any = false;
+    for item in rd {
+        match item {
+            Ok((it, _)) if it.msg.bool("in_pagemaps") == Some(true) => any = true,
+            _ => return false,
+        }
+    }
+    any
+}
+
