@@ -9,3 +9,5 @@ pub use error::{Error, ErrorKind, Result};
 pub mod json;
 pub mod transcode;
 pub mod output;
+pub mod checkpoint;
+pub mod explore;

@@ -41,6 +41,14 @@ enum Cmd {
         #[arg(value_name = "IN")]
         input: PathBuf,
     },
+    /// explore image dir
+    X {
+        /// the checkpoint directory
+        dir: PathBuf,
+        /// what to show
+        #[arg(value_enum)]
+        what: View,
+    },
     /// convert criu image from binary to human-readable json
     Show {
         /// the image
@@ -50,6 +58,18 @@ enum Cmd {
         #[arg(long)]
         nopl: bool,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum View {
+    /// the process tree
+    Ps,
+    /// open files of every process
+    Fds,
+    /// memory mappings of every process
+    Mems,
+    /// dumped pages against the mappings
+    Rss,
 }
 
 #[derive(Args)]
@@ -182,6 +202,29 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Encode(a) => {
             let rd = open_input(a.input.as_deref())?;
             with_output(a.output.as_deref(), a.input.as_deref(), false, |w| transcode::encode(rd, w).map(|_| ()))
+        }
+        Cmd::X { dir, what } => {
+            let ck = crit::checkpoint::Checkpoint::open(&dir).map_err(|e| describe(&e, None))?;
+            let mut notes = crit::explore::Notes::default();
+            let stdout = io::stdout();
+            let mut w = BufWriter::new(stdout.lock());
+            let r = match what {
+                View::Ps => crit::explore::ps(&ck, &mut w, &mut notes),
+                View::Fds => crit::explore::fds(&ck, &mut w, &mut notes),
+                View::Mems => crit::explore::mems(&ck, &mut w, &mut notes),
+                View::Rss => crit::explore::rss(&ck, &mut w, &mut notes),
+            };
+            let r = r.and_then(|_| w.flush().map_err(Into::into));
+            match r {
+                Err(e) if e.is_broken_pipe() => return Ok(()),
+                Err(e) => return Err(describe(&e, None)),
+                Ok(()) => {}
+            }
+            if notes.problems.is_empty() {
+                Ok(())
+            } else {
+                Err(Failure::new(notes.problems.iter().map(|p| format!("crit: {p}")).collect::<Vec<_>>().join("\n")))
+            }
         }
         Cmd::Info { input } => {
             let rd = open_input(Some(&input))?;

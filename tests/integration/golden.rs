@@ -163,3 +163,51 @@ fn mapped_v6_normalisation() {
     assert_eq!(normalize_mapped_v6(r#"["::ffff:7f00:1"]"#), r#"["::ffff:127.0.0.1"]"#);
     assert_eq!(normalize_mapped_v6(r#"["::1", "::ffff:1.2.3.4"]"#), r#"["::1", "::ffff:1.2.3.4"]"#);
 }
+
+#[test]
+fn explore_views_match_reference_crit() {
+    use crit::checkpoint::Checkpoint;
+    use crit::explore;
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for fx in fixtures() {
+        let gdir = golden_dir(&fx);
+        let ck = Checkpoint::open(&fx).unwrap();
+        for view in ["ps", "fds", "mems", "rss"] {
+            let mut out = Vec::new();
+            let mut notes = explore::Notes::default();
+            let r = match view {
+                "ps" => explore::ps(&ck, &mut out, &mut notes),
+                "fds" => explore::fds(&ck, &mut out, &mut notes),
+                "mems" => explore::mems(&ck, &mut out, &mut notes),
+                _ => explore::rss(&ck, &mut out, &mut notes),
+            };
+            if let Err(e) = r {
+                failures.push(format!("{} x {view}: {e}", fx.display()));
+                continue;
+            }
+            if !notes.problems.is_empty() {
+                failures.push(format!("{} x {view}: {:?}", fx.display(), notes.problems));
+            }
+            let gold = gdir.join(format!("x-{view}"));
+            if let Ok(expect) = std::fs::read(&gold) {
+                n += 1;
+                if out != expect {
+                    failures.push(format!(
+                        "{} x {view} differs:\n--- ours\n{}\n--- crit\n{}",
+                        fx.display(),
+                        String::from_utf8_lossy(&out),
+                        String::from_utf8_lossy(&expect)
+                    ));
+                }
+            } else {
+                // crit crashes here (a zombie without images, or a 4.1 pagemap
+                // read with the 4.2 schema): we show the view.
+                assert!(gdir.join(format!("x-{view}.err")).exists(), "{}: no golden for x {view}", fx.display());
+                assert!(!out.is_empty());
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(n > 30, "only {n} views compared");
+}

@@ -1,0 +1,217 @@
+//! The image directory model: one checkpoint, opened once, read lazily.
+//!
+//! A [`Checkpoint`] reads its images from a [`Source`] (a dump directory;
+//! container checkpoint archives plug in the same way).  Small images are
+//! decoded once and cached; large ones are streamed through
+//! [`Checkpoint::reader`] and never held whole.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::image::ImageReader;
+use crate::wire::Message;
+
+/// Where the images of a checkpoint come from.
+pub trait Source {
+    /// Open an image by file name, or None if there is no such image.
+    fn open(&self, name: &str) -> io::Result<Option<Box<dyn Read + '_>>>;
+    /// The names of all files.
+    fn names(&self) -> io::Result<Vec<String>>;
+    /// Size of a file in bytes, if it exists.
+    fn size(&self, name: &str) -> Option<u64>;
+    /// How to name this source in messages.
+    fn display(&self) -> String;
+    /// The path of a file on disk, if the source is a directory.
+    fn path_of(&self, _name: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// A dump directory.
+pub struct DirSource {
+    dir: PathBuf,
+}
+
+impl DirSource {
+    /// A directory source.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        DirSource { dir: dir.into() }
+    }
+
+    fn checked(&self, name: &str) -> Option<PathBuf> {
+        // Image names are plain file names: nothing may leave the directory.
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return None;
+        }
+        Some(self.dir.join(name))
+    }
+}
+
+impl Source for DirSource {
+    fn open(&self, name: &str) -> io::Result<Option<Box<dyn Read + '_>>> {
+        let Some(p) = self.checked(name) else { return Ok(None) };
+        match File::open(&p) {
+            Ok(f) => Ok(Some(Box::new(BufReader::with_capacity(1 << 16, f)))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn names(&self) -> io::Result<Vec<String>> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.dir)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    fn size(&self, name: &str) -> Option<u64> {
+        std::fs::metadata(self.checked(name)?).ok().filter(|m| m.is_file()).map(|m| m.len())
+    }
+
+    fn display(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn path_of(&self, name: &str) -> Option<PathBuf> {
+        self.checked(name)
+    }
+}
+
+/// A process of the checkpoint, from `pstree.img`.
+#[derive(Clone, Debug)]
+pub struct Task {
+    /// Its pid (as dumped, in its own pid namespace).
+    pub pid: u32,
+    /// Parent pid (0 for the root).
+    pub ppid: u32,
+    /// Process group.
+    pub pgid: u32,
+    /// Session.
+    pub sid: u32,
+    /// Thread ids (the first is normally `pid`).
+    pub threads: Vec<u32>,
+}
+
+/// A checkpoint: a set of images.
+pub struct Checkpoint {
+    src: Box<dyn Source>,
+    cache: RefCell<HashMap<String, Rc<Vec<Message>>>>,
+    files: RefCell<Option<Rc<HashMap<u32, Message>>>>,
+}
+
+impl Checkpoint {
+    /// Open a dump directory.
+    pub fn open(path: impl AsRef<Path>) -> Result<Checkpoint> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).map_err(|e| Error::from(e).in_file(path))?;
+        if meta.is_dir() {
+            return Ok(Checkpoint::from_source(Box::new(DirSource::new(path))));
+        }
+        Err(Error::other("not a checkpoint directory").in_file(path))
+    }
+
+    /// A checkpoint over any source.
+    pub fn from_source(src: Box<dyn Source>) -> Checkpoint {
+        Checkpoint { src, cache: RefCell::new(HashMap::new()), files: RefCell::new(None) }
+    }
+
+    /// The source.
+    pub fn source(&self) -> &dyn Source {
+        &*self.src
+    }
+
+    /// Whether an image exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.src.size(name).is_some()
+    }
+
+    fn missing(&self, name: &str) -> Error {
+        Error::new(ErrorKind::Other(format!("no image {name} in {}", self.src.display()))).in_file(name)
+    }
+
+    /// A streaming reader of an image.
+    pub fn reader(&self, name: &str) -> Result<ImageReader<Box<dyn Read + '_>>> {
+        let r = self.src.open(name).map_err(|e| Error::from(e).in_file(name))?.ok_or_else(|| self.missing(name))?;
+        ImageReader::open(r).map_err(|e| e.in_file(name))
+    }
+
+    /// All entries (messages only, payloads skipped) of a small image,
+    /// decoded once and cached.
+    pub fn entries(&self, name: &str) -> Result<Rc<Vec<Message>>> {
+        if let Some(v) = self.cache.borrow().get(name) {
+            return Ok(v.clone());
+        }
+        let mut rd = self.reader(name)?;
+        let mut v = Vec::new();
+        while let Some(item) = rd.next_item().map_err(|e| e.in_file(name))? {
+            v.push(item.msg);
+        }
+        let v = Rc::new(v);
+        self.cache.borrow_mut().insert(name.to_string(), v.clone());
+        Ok(v)
+    }
+
+    /// The first entry of an image.
+    pub fn first(&self, name: &str) -> Result<Message> {
+        self.entries(name)?
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::malformed("the image has no entries").in_file(name))
+    }
+
+    /// The process tree, in `pstree.img` order.
+    pub fn tasks(&self) -> Result<Vec<Task>> {
+        let v = self.entries("pstree.img")?;
+        Ok(v.iter()
+            .map(|m| Task {
+                pid: m.u64("pid").unwrap_or(0) as u32,
+                ppid: m.u64("ppid").unwrap_or(0) as u32,
+                pgid: m.u64("pgid").unwrap_or(0) as u32,
+                sid: m.u64("sid").unwrap_or(0) as u32,
+                threads: m.get_all("threads").filter_map(|v| v.as_u64()).map(|t| t as u32).collect(),
+            })
+            .collect())
+    }
+
+    /// The core of a thread.
+    pub fn core(&self, tid: u32) -> Result<Message> {
+        self.first(&format!("core-{tid}.img"))
+    }
+
+    /// The mm of a process.
+    pub fn mm(&self, pid: u32) -> Result<Message> {
+        self.first(&format!("mm-{pid}.img"))
+    }
+
+    /// The ids of a process.
+    pub fn ids(&self, pid: u32) -> Result<Message> {
+        self.first(&format!("ids-{pid}.img"))
+    }
+
+    /// The `files.img` entries by id (empty if there is no files.img).
+    pub fn files(&self) -> Result<Rc<HashMap<u32, Message>>> {
+        if let Some(f) = self.files.borrow().as_ref() {
+            return Ok(f.clone());
+        }
+        let mut map = HashMap::new();
+        if self.has("files.img") {
+            let mut rd = self.reader("files.img")?;
+            while let Some(item) = rd.next_item().map_err(|e| e.in_file("files.img"))? {
+                if let Some(id) = item.msg.u64("id") {
+                    map.entry(id as u32).or_insert(item.msg);
+                }
+            }
+        }
+        let map = Rc::new(map);
+        *self.files.borrow_mut() = Some(map.clone());
+        Ok(map)
+    }
+}
