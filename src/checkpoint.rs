@@ -30,6 +30,39 @@ pub trait Source {
     fn path_of(&self, _name: &str) -> Option<PathBuf> {
         None
     }
+    /// Read up to `buf.len()` bytes of a file from `offset`; fewer only at
+    /// its end.  The default reads its way there; sources that can seek do.
+    fn read_at(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut r = self.open(name)?.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {name}")))?;
+        io::copy(&mut (&mut r).take(offset), &mut io::sink())?;
+        let mut n = 0;
+        while n < buf.len() {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+    /// What kind of source this is, for reports.
+    fn info(&self) -> SourceInfo {
+        SourceInfo { kind: "directory", format: "dump directory".into(), bytes: None, image_root: None }
+    }
+}
+
+/// What a [`Source`] is, for reports (`crit stats`).
+#[derive(Clone, Debug)]
+pub struct SourceInfo {
+    /// `directory` or `archive`.
+    pub kind: &'static str,
+    /// `dump directory`, `container checkpoint directory`, `tar`, `tar.gz`, `tar.zst`.
+    pub format: String,
+    /// Size of the archive file.
+    pub bytes: Option<u64>,
+    /// Where the images are inside a container checkpoint (`checkpoint/`).
+    pub image_root: Option<String>,
 }
 
 /// A dump directory.
@@ -83,6 +116,22 @@ impl Source for DirSource {
     fn path_of(&self, name: &str) -> Option<PathBuf> {
         self.checked(name)
     }
+
+    fn read_at(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let p = self.checked(name).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {name}")))?;
+        let f = File::open(p)?;
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read_at(&mut buf[n..], offset + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// A process of the checkpoint, from `pstree.img`.
@@ -113,9 +162,13 @@ impl Checkpoint {
         let path = path.as_ref();
         let meta = std::fs::metadata(path).map_err(|e| Error::from(e).in_file(path))?;
         if meta.is_dir() {
+            if crate::archive::ContainerDir::detect(path) {
+                return Ok(Checkpoint::from_source(Box::new(crate::archive::ContainerDir::new(path))));
+            }
             return Ok(Checkpoint::from_source(Box::new(DirSource::new(path))));
         }
-        Err(Error::other("not a checkpoint directory").in_file(path))
+        // A container checkpoint archive (.tar, .tar.gz, .tar.zst).
+        Ok(Checkpoint::from_source(Box::new(crate::archive::ArchiveSource::open(path)?)))
     }
 
     /// A checkpoint over any source.

@@ -11,3 +11,7 @@ pub mod transcode;
 pub mod output;
 pub mod checkpoint;
 pub mod explore;
+pub mod archive;
+pub mod stats;
+pub mod views;
+pub mod stream;

@@ -132,7 +132,7 @@ kinds! {
     "RLIMIT"         0x57113925 Common  Entries(msg::RLIMIT_ENTRY, P::None), ["rlimit-%.img"];
     "FANOTIFY_FILE"  0x55096122 Common  Entries(msg::FANOTIFY_FILE_ENTRY, P::None), ["fanotify.img"];
     "FANOTIFY_MARK"  0x56506035 Common  Entries(msg::FANOTIFY_MARK_ENTRY, P::None), ["fanotify-mark.img"];
-    "SIGNAL"         0x59255647 Common  Entries(msg::SIGNAL_QUEUE_ENTRY, P::None), ["signal-s-%.img", "signal-p-%.img"];
+    "SIGNAL"         0x59255647 Common  Entries(msg::SIGINFO_ENTRY, P::None), ["signal-s-%.img", "signal-p-%.img"];
     "NETLINK_SK"     0x58005614 Common  Entries(msg::NETLINK_SK_ENTRY, P::None), ["netlinksk.img"];
     "NS_FILES"       0x61394011 Common  Entries(msg::NS_FILE_ENTRY, P::None), ["ns-files.img"];
     "TUNFILE"        0x57143751 Common  Entries(msg::TUNFILE_ENTRY, P::None), ["tunfile.img"];

@@ -35,6 +35,28 @@ impl AtomicFile {
         Err(last_err.unwrap_or_else(|| io::Error::other("cannot create a temporary file")))
     }
 
+    /// Fill the file from a pipe with splice(2) (zero-copy), falling back
+    /// to a copy where splice is not possible; returns the byte count.
+    pub fn splice_from(&self, pipe: &File) -> io::Result<u64> {
+        use std::os::fd::AsFd;
+        let Some(w) = self.file.as_ref() else { return Err(io::Error::other("file already committed")) };
+        let f = w.get_ref();
+        let mut total = 0u64;
+        loop {
+            match nix::fcntl::splice(pipe.as_fd(), None, f.as_fd(), None, 1 << 20, nix::fcntl::SpliceFFlags::SPLICE_F_MOVE) {
+                Ok(0) => return Ok(total),
+                Ok(n) => total += n as u64,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EINVAL) if total == 0 => {
+                    let mut r = pipe;
+                    let mut out = f;
+                    return io::copy(&mut r, &mut out);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Flush, sync and rename over the target.
     pub fn commit(mut self) -> io::Result<()> {
         if let Some(w) = self.file.take() {

@@ -11,6 +11,8 @@ use crit::error::{Error, ErrorKind};
 use crit::output::AtomicFile;
 use crit::transcode::{self, DecodeOptions};
 
+mod stream;
+
 /// Version text: ours and the CRIU image schema we speak.
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (CRIU image schema 4.2)");
 
@@ -49,6 +51,10 @@ enum Cmd {
         #[arg(value_enum)]
         what: View,
     },
+    /// Serve images to `criu restore --stream`, converting JSON and applying edits on the fly
+    Serve(stream::ServeArgs),
+    /// Receive images from `criu dump --stream`, as binary or JSON
+    Capture(stream::CaptureArgs),
     /// convert criu image from binary to human-readable json
     Show {
         /// the image
@@ -105,7 +111,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(message: impl Into<String>) -> Failure {
+    pub(crate) fn new(message: impl Into<String>) -> Failure {
         Failure { message: message.into(), code: 1 }
     }
 }
@@ -226,6 +232,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Err(Failure::new(notes.problems.iter().map(|p| format!("crit: {p}")).collect::<Vec<_>>().join("\n")))
             }
         }
+        Cmd::Serve(a) => stream::serve(a),
+        Cmd::Capture(a) => stream::capture(a),
         Cmd::Info { input } => {
             let rd = open_input(Some(&input))?;
             let (kind, n) = transcode::info(rd).map_err(|e| describe(&e, Some(&input)))?;

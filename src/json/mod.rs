@@ -1,4 +1,5 @@
 //! The JSON mapping layer: crit's JSON, raw and nice, written and read.
+pub mod edit;
 pub mod map;
 pub mod maps;
 pub mod out;

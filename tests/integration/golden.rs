@@ -47,7 +47,7 @@ fn kind_of(path: &Path) -> Option<&'static str> {
 fn decode_matches_reference_crit() {
     let mut checked = 0;
     let mut failures = Vec::new();
-    for fx in fixtures() {
+    for fx in image_dirs() {
         let gdir = golden_dir(&fx);
         if !gdir.exists() {
             failures.push(format!("{}: no golden directory", fx.display()));
@@ -70,7 +70,11 @@ fn decode_matches_reference_crit() {
                         Ok(mut out) => {
                             out.push(b'\n');
                             let got = String::from_utf8(out).unwrap();
-                            if got != expect && shm_in_pagemaps(&data) {
+                            if got != expect && name.starts_with("unknown-") {
+                                // crit drops fields and enum values its schema
+                                // does not know; we keep them (deviation 10).
+                                assert!(got.contains("\"__unknown\"") || got.contains(": 99"), "{name}: {got}");
+                            } else if got != expect && shm_in_pagemaps(&data) {
                                 // crit reads shm contents inline even when
                                 // CRIU put them in pagemap-shmem (in_pagemaps)
                                 // and swallows the entries after: we do not.
@@ -122,7 +126,7 @@ fn decode_matches_reference_crit() {
 #[test]
 fn info_matches_reference_crit_or_counts_right() {
     let mut failures = Vec::new();
-    for fx in fixtures() {
+    for fx in image_dirs() {
         let gdir = golden_dir(&fx);
         for img in images(&fx) {
             let name = img.file_name().unwrap().to_string_lossy().into_owned();

@@ -44,13 +44,14 @@ fn every_fixture_image_round_trips_raw_and_nice() {
 fn reference_json_encodes_to_the_original_image() {
     let mut n = 0;
     let mut failures = Vec::new();
-    for fx in fixtures() {
+    for fx in image_dirs() {
         let gdir = golden_dir(&fx);
         for img in images(&fx) {
             let name = img.file_name().unwrap().to_string_lossy().into_owned();
             let data = std::fs::read(&img).unwrap();
-            if shm_in_pagemaps(&data) {
-                // crit's JSON of such an image is wrong (a listed deviation).
+            if shm_in_pagemaps(&data) || name.starts_with("unknown-") {
+                // crit's JSON of such an image is wrong or lost data (listed
+                // deviations 1 and 10).
                 continue;
             }
             for mode in ["raw", "nice"] {

@@ -31,21 +31,28 @@ pub fn fixtures() -> Vec<PathBuf> {
     v
 }
 
+/// Every directory of images with goldens: the dumps and the crafted set.
+pub fn image_dirs() -> Vec<PathBuf> {
+    let mut v = fixtures();
+    v.push(root().join("tests/fixtures/crafted"));
+    v
+}
+
 /// Every image file of a fixture directory.
 pub fn images(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.is_file() && !p.extension().is_some_and(|e| e == "md"))
+        .filter(|p| p.is_file() && !p.extension().is_some_and(|e| e == "md" || e == "json" || e == "py" || e == "sh"))
         .collect();
     v.sort();
     v
 }
 
-/// Every image of every fixture.
+/// Every image of every fixture directory (crafted images included).
 pub fn all_images() -> Vec<PathBuf> {
-    fixtures().iter().flat_map(|d| images(d)).collect()
+    image_dirs().iter().flat_map(|d| images(d)).collect()
 }
 
 /// The golden directory of a fixture.

@@ -1,0 +1,1 @@
+//! `crit stats`: the numbers of a checkpoint at a glance.

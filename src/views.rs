@@ -1,0 +1,1 @@
+//! New views of `crit x`: sk, tree, mounts, files.
