@@ -96,7 +96,7 @@ fn detach(c: &Common) -> Result<bool, Failure> {
     }
 }
 
-fn report(what: &str, s: &Summary) -> Result<(), Failure> {
+fn report(what: &str, s: &Summary, always: bool) -> Result<(), Failure> {
     let mut problems: Vec<String> = Vec::new();
     for f in &s.files {
         if let Some(p) = &f.problem {
@@ -109,7 +109,7 @@ fn report(what: &str, s: &Summary) -> Result<(), Failure> {
     for r in &s.refused {
         problems.push(format!("crit: refused a request for {r:?}: not a plain file name"));
     }
-    if io::stderr().is_terminal() {
+    if always || io::stderr().is_terminal() {
         let bytes: u64 = s.files.iter().map(|f| f.bytes).sum();
         eprintln!("crit: {what} {} files, {bytes} bytes; {} not found", s.files.len(), s.missing.len());
     }
@@ -120,17 +120,19 @@ fn report(what: &str, s: &Summary) -> Result<(), Failure> {
     }
 }
 
-fn dir_ok(dir: &Path) -> Result<(), Failure> {
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(Failure::new(format!("crit: {}: not a directory", dir.display())))
+/// The images directory by its real path: CRIU's action scripts get it as
+/// `/proc/<criu>/fd/<n>`, which stops working when CRIU exits, while files
+/// may still be arriving.
+fn real_dir(dir: &Path) -> Result<PathBuf, Failure> {
+    match std::fs::canonicalize(dir) {
+        Ok(p) if p.is_dir() => Ok(p),
+        _ => Err(Failure::new(format!("crit: {}: not a directory", dir.display()))),
     }
 }
 
 /// Run `crit serve`.
-pub fn serve(a: ServeArgs) -> Result<(), Failure> {
-    dir_ok(&a.dir)?;
+pub fn serve(mut a: ServeArgs) -> Result<(), Failure> {
+    a.dir = real_dir(&a.dir)?;
     let mut edits = Vec::new();
     for s in &a.sets {
         edits.push(Edit::parse_set(s).map_err(fail)?);
@@ -146,12 +148,12 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let s = stream::serve_on(listener, &sock, &a.dir, &opts).map_err(fail)?;
-    report("served", &s)
+    report("served", &s, a.common.log.is_some())
 }
 
 /// Run `crit capture`.
-pub fn capture(a: CaptureArgs) -> Result<(), Failure> {
-    dir_ok(&a.dir)?;
+pub fn capture(mut a: CaptureArgs) -> Result<(), Failure> {
+    a.dir = real_dir(&a.dir)?;
     let (listener, sock) = stream::listen(&a.dir, stream::CAPTURE_SOCKET).map_err(fail)?;
     let mut progress = Progress::new(progress_writer(&a.common));
     progress.line_public("socket-init");
@@ -159,5 +161,5 @@ pub fn capture(a: CaptureArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let s = stream::capture_on(listener, &sock, &a.dir, &CaptureOptions { json: a.json }, progress).map_err(fail)?;
-    report("captured", &s)
+    report("captured", &s, a.common.log.is_some())
 }

@@ -7,3 +7,4 @@ mod golden;
 mod props;
 mod reference;
 mod roundtrip;
+mod stream;
