@@ -11,7 +11,10 @@ use crit::error::{Error, ErrorKind};
 use crit::output::AtomicFile;
 use crit::transcode::{self, DecodeOptions};
 
+mod check;
+mod convert;
 mod stream;
+mod views;
 
 /// Version text: ours and the CRIU image schema we speak.
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (CRIU image schema 4.2)");
@@ -39,10 +42,17 @@ enum Cmd {
     Encode(EncodeArgs),
     /// show info about image
     Info {
-        /// the image
+        /// the image (with --criu-version: the checkpoint directory)
         #[arg(value_name = "IN")]
         input: PathBuf,
+        /// Tell the oldest CRIU version that could have written the checkpoint IN, and why
+        #[arg(long)]
+        criu_version: bool,
     },
+    /// Convert a checkpoint to the image layout of another CRIU version
+    Convert(convert::ConvertArgs),
+    /// Check a checkpoint: every image present, decodable and consistent (exit 1 on errors)
+    Check(check::CheckArgs),
     /// explore image dir
     X {
         /// the checkpoint directory
@@ -50,6 +60,17 @@ enum Cmd {
         /// what to show
         #[arg(value_enum)]
         what: View,
+        /// print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// show statistics of a checkpoint (a directory or a container checkpoint archive)
+    Stats {
+        /// the checkpoint directory or archive (.tar, .tar.gz, .tar.zst)
+        dir: PathBuf,
+        /// print JSON instead of a table
+        #[arg(long)]
+        json: bool,
     },
     /// Serve images to `criu restore --stream`, converting JSON and applying edits on the fly
     Serve(stream::ServeArgs),
@@ -76,6 +97,14 @@ enum View {
     Mems,
     /// dumped pages against the mappings
     Rss,
+    /// every socket: family, type, state, addresses, queued bytes, owners
+    Sk,
+    /// process tree with threads, state, credentials, command line and environment
+    Tree,
+    /// mount tree of each mount namespace
+    Mounts,
+    /// every open file: type, path, flags, position, owners
+    Files,
 }
 
 #[derive(Args)]
@@ -209,32 +238,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let rd = open_input(a.input.as_deref())?;
             with_output(a.output.as_deref(), a.input.as_deref(), false, |w| transcode::encode(rd, w).map(|_| ()))
         }
-        Cmd::X { dir, what } => {
-            let ck = crit::checkpoint::Checkpoint::open(&dir).map_err(|e| describe(&e, None))?;
-            let mut notes = crit::explore::Notes::default();
-            let stdout = io::stdout();
-            let mut w = BufWriter::new(stdout.lock());
-            let r = match what {
-                View::Ps => crit::explore::ps(&ck, &mut w, &mut notes),
-                View::Fds => crit::explore::fds(&ck, &mut w, &mut notes),
-                View::Mems => crit::explore::mems(&ck, &mut w, &mut notes),
-                View::Rss => crit::explore::rss(&ck, &mut w, &mut notes),
-            };
-            let r = r.and_then(|_| w.flush().map_err(Into::into));
-            match r {
-                Err(e) if e.is_broken_pipe() => return Ok(()),
-                Err(e) => return Err(describe(&e, None)),
-                Ok(()) => {}
-            }
-            if notes.problems.is_empty() {
-                Ok(())
-            } else {
-                Err(Failure::new(notes.problems.iter().map(|p| format!("crit: {p}")).collect::<Vec<_>>().join("\n")))
-            }
-        }
+        Cmd::X { dir, what, json } => views::run(&dir, |ck, w, notes| match what {
+            View::Ps if json => crit::views::ps_json(ck, w, notes),
+            View::Fds if json => crit::views::fds_json(ck, w, notes),
+            View::Mems if json => crit::views::mems_json(ck, w, notes),
+            View::Rss if json => crit::views::rss_json(ck, w, notes),
+            View::Ps => crit::explore::ps(ck, w, notes),
+            View::Fds => crit::explore::fds(ck, w, notes),
+            View::Mems => crit::explore::mems(ck, w, notes),
+            View::Rss => crit::explore::rss(ck, w, notes),
+            View::Sk => crit::views::sk(ck, w, notes, json),
+            View::Tree => crit::views::tree(ck, w, notes, json),
+            View::Mounts => crit::views::mounts(ck, w, notes, json),
+            View::Files => crit::views::files(ck, w, notes, json),
+        }),
+        Cmd::Stats { dir, json } => views::run(&dir, |ck, w, notes| crit::stats::stats(ck, w, notes, json)),
         Cmd::Serve(a) => stream::serve(a),
         Cmd::Capture(a) => stream::capture(a),
-        Cmd::Info { input } => {
+        Cmd::Check(a) => check::run(a),
+        Cmd::Convert(a) => convert::run(a),
+        Cmd::Info { input, criu_version: true } => convert::criu_version(&input),
+        Cmd::Info { input, criu_version: false } => {
             let rd = open_input(Some(&input))?;
             let (kind, n) = transcode::info(rd).map_err(|e| describe(&e, Some(&input)))?;
             print!("{}", transcode::info_json(kind, n));
@@ -249,6 +273,15 @@ pub fn main() -> ExitCode {
         eprintln!("crit: internal error: {info}");
     }));
     let cli = Cli::parse();
+    // Like other command-line tools, end quietly when the reader of our
+    // output goes away (`crit x DIR ps | head`).  The streamer keeps
+    // SIGPIPE ignored: CRIU closing one of its pipes early is not fatal.
+    if !matches!(cli.cmd, Some(Cmd::Serve(_)) | Some(Cmd::Capture(_))) {
+        // SAFETY: setting a signal disposition to its default at start-up.
+        unsafe {
+            nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_DFL);
+        }
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {

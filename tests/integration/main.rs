@@ -2,6 +2,7 @@
 mod util;
 
 mod cli;
+mod convert;
 mod criu_e2e;
 mod golden;
 mod props;

@@ -1,0 +1,263 @@
+//! `crit convert`: each transform on real dumps, refusals, merge/split
+//! round trips, and the real CRIU 4.1.1 restoring what we converted.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crit::checkpoint::Checkpoint;
+use crit::convert::{self, criu_version_bound, Options, Version};
+use crit::image::ImageReader;
+use crit::wire::{Message, Value};
+
+use crate::util::*;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    fixtures().into_iter().find(|f| f.ends_with(name)).unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for img in images(from) {
+        std::fs::copy(&img, to.join(img.file_name().unwrap())).unwrap();
+    }
+}
+
+fn entries(path: &Path) -> Vec<Message> {
+    let data = std::fs::read(path).unwrap();
+    let rd = ImageReader::open(&data[..]).unwrap();
+    rd.map(|r| r.unwrap().0.msg).collect()
+}
+
+fn pagemap_of(dir: &Path) -> std::path::PathBuf {
+    images(dir).into_iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with("pagemap-") && !p.to_string_lossy().contains("shmem")).unwrap()
+}
+
+fn to(v: &str) -> Options {
+    Options { to: v.parse().unwrap(), force: false }
+}
+
+#[test]
+fn down_to_41_copies_nr_pages_into_the_old_field() {
+    let src = fixture("criu42-sleep");
+    let tmp = TempDir::new("conv-down");
+    let dst = tmp.path().join("out");
+    let r = convert::convert(&src, &dst, &to("4.1")).unwrap();
+    assert_eq!(r.from, Version(4, 2));
+    assert!(r.steps.iter().any(|s| s.transform == "pagemap-nr-pages-down"), "{:?}", r.steps);
+    let before = entries(&pagemap_of(&src));
+    let after = entries(&pagemap_of(&dst));
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after).skip(1) {
+        assert_eq!(b.u64("compat_nr_pages"), Some(0), "4.2 writes 0 there");
+        assert_eq!(a.u64("compat_nr_pages"), b.u64("nr_pages"));
+        assert_eq!(a.u64("nr_pages"), b.u64("nr_pages"), "field 5 kept for 4.2");
+    }
+    // Everything else is copied byte for byte; the source is untouched.
+    for img in images(&src) {
+        let name = img.file_name().unwrap();
+        if !name.to_string_lossy().starts_with("pagemap-") {
+            assert_eq!(std::fs::read(&img).unwrap(), std::fs::read(dst.join(name)).unwrap(), "{name:?}");
+        }
+    }
+    assert!(!tmp.path().read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("crit-convert")));
+}
+
+#[test]
+fn up_to_42_writes_the_42_layout_and_back() {
+    let src = fixture("criu41-pipes");
+    let tmp = TempDir::new("conv-up");
+    let up = tmp.path().join("up");
+    let r = convert::convert(&src, &up, &to("4.2")).unwrap();
+    assert!(r.steps.iter().any(|s| s.transform == "pagemap-nr-pages-up"));
+    for (b, a) in entries(&pagemap_of(&src)).iter().zip(&entries(&pagemap_of(&up))).skip(1) {
+        assert!(!b.has("nr_pages"));
+        assert_eq!(a.u64("nr_pages"), b.u64("compat_nr_pages"));
+        assert_eq!(a.u64("compat_nr_pages"), Some(0));
+    }
+    let (v, _) = criu_version_bound(&Checkpoint::open(&up).unwrap()).unwrap();
+    assert_eq!(v, Version(4, 2));
+    let down = tmp.path().join("down");
+    convert::convert(&up, &down, &to("4.1")).unwrap();
+    for (b, a) in entries(&pagemap_of(&src)).iter().zip(&entries(&pagemap_of(&down))).skip(1) {
+        assert_eq!(a.u64("compat_nr_pages"), b.u64("compat_nr_pages"));
+    }
+}
+
+#[test]
+fn refusals_and_guards() {
+    let tmp = TempDir::new("conv-refuse");
+    // allow_uprobes cannot go below 4.2 unless forced.
+    let src = fixture("criu42-uprobe");
+    let e = convert::convert(&src, &tmp.path().join("a"), &to("4.1")).unwrap_err();
+    assert!(e.to_string().contains("allow_uprobes") && e.to_string().contains("--force"), "{e}");
+    assert!(!tmp.path().join("a").exists(), "nothing written on refusal");
+    let r = convert::convert(&src, &tmp.path().join("a"), &Options { to: Version(4, 1), force: true }).unwrap();
+    assert!(r.steps.iter().any(|s| s.safety == convert::Safety::Refused));
+    // Below the floor, into the source, into a non-empty directory.
+    assert!(convert::convert(&src, &tmp.path().join("b"), &to("3.14")).unwrap_err().to_string().contains("3.15"));
+    assert!(convert::convert(&src, &src, &to("4.1")).is_err());
+    std::fs::create_dir(tmp.path().join("c")).unwrap();
+    std::fs::write(tmp.path().join("c/x"), b"x").unwrap();
+    assert!(convert::convert(&src, &tmp.path().join("c"), &to("4.1")).is_err());
+    assert!(convert::convert(&src, &tmp.path().join("d"), &to("9.9")).is_err());
+    // pidfds need 4.1.
+    let d = tmp.path().join("pid");
+    copy_dir(&fixture("criu42-sleep"), &d);
+    std::fs::copy(root().join("tests/fixtures/crafted/pidfd.img"), d.join("pidfd.img")).unwrap();
+    let e = convert::convert(&d, &tmp.path().join("e"), &to("4.0")).unwrap_err();
+    assert!(e.to_string().contains("pidfd"), "{e}");
+}
+
+#[test]
+fn legacy_file_images_split_and_merge_back() {
+    let src = fixture("criu41-fdtypes");
+    let tmp = TempDir::new("conv-legacy");
+    let old = tmp.path().join("old");
+    copy_dir(&src, &old);
+    let moved = convert::split_file_images(&old).unwrap();
+    assert!(moved >= 5, "{moved}");
+    assert!(old.join("eventfd.img").exists() && old.join("reg-files.img").exists());
+    let new = tmp.path().join("new");
+    let r = convert::convert(&old, &new, &to("4.2")).unwrap();
+    assert!(r.steps.iter().any(|s| s.transform == "merge-file-images"));
+    assert!(!new.join("eventfd.img").exists());
+    let mut a: Vec<Vec<u8>> = entries(&src.join("files.img")).iter().map(Message::to_bytes).collect();
+    let mut b: Vec<Vec<u8>> = entries(&new.join("files.img")).iter().map(Message::to_bytes).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "the same file entries after split and merge");
+}
+
+/// Take per-task data out of core and mm into the images CRIU wrote
+/// before 1.3-3.1, as the old layout had it.
+fn unmerge_task_images(dir: &Path, pid: u32) {
+    let core_path = dir.join(format!("core-{pid}.img"));
+    let mut core = entries(&core_path).remove(0);
+    let kind = |n: &str| crit::magic::by_name(n).unwrap();
+    let write = |name: &str, k: &'static crit::magic::ImageKind, msgs: Vec<Message>| {
+        let mut w = crit::image::ImageWriter::new(Vec::new(), k).unwrap();
+        for m in &msgs {
+            w.write_message(m).unwrap();
+        }
+        std::fs::write(dir.join(name), w.finish().unwrap()).unwrap();
+    };
+    let Some(Value::Msg(tc)) = core.get_mut("tc") else { panic!() };
+    let rl: Vec<Message> = tc.msg("rlimits").unwrap().get_all("rlimits").map(|v| if let Value::Msg(m) = v { m.clone() } else { panic!() }).collect();
+    let sa: Vec<Message> = tc.get_all("sigactions").map(|v| if let Value::Msg(m) = v { m.clone() } else { panic!() }).collect();
+    let num_rl = tc.field_desc("rlimits").unwrap().number;
+    let num_sa = tc.field_desc("sigactions").unwrap().number;
+    tc.fields.retain(|(n, _)| *n != num_rl && *n != num_sa);
+    write(&format!("rlimit-{pid}.img"), kind("RLIMIT"), rl);
+    write(&format!("sigacts-{pid}.img"), kind("SIGACT"), sa);
+    let Some(Value::Msg(th)) = core.get_mut("thread_core") else { panic!() };
+    let creds = th.msg("creds").unwrap().clone();
+    let num = th.field_desc("creds").unwrap().number;
+    th.fields.retain(|(n, _)| *n != num);
+    write(&format!("creds-{pid}.img"), kind("CREDS"), vec![creds]);
+    write(&format!("core-{pid}.img"), kind("CORE"), vec![core]);
+    let mm_path = dir.join(format!("mm-{pid}.img"));
+    let mut mm = entries(&mm_path).remove(0);
+    let vmas: Vec<Message> = mm.get_all("vmas").map(|v| if let Value::Msg(m) = v { m.clone() } else { panic!() }).collect();
+    let num = mm.field_desc("vmas").unwrap().number;
+    mm.fields.retain(|(n, _)| *n != num);
+    write(&format!("vmas-{pid}.img"), kind("VMAS"), vmas);
+    write(&format!("mm-{pid}.img"), kind("MM"), vec![mm]);
+}
+
+#[test]
+fn legacy_task_images_move_back_into_core_and_mm() {
+    let src = fixture("criu42-sleep");
+    let pid = Checkpoint::open(&src).unwrap().tasks().unwrap()[0].pid;
+    let tmp = TempDir::new("conv-task");
+    let old = tmp.path().join("old");
+    copy_dir(&src, &old);
+    unmerge_task_images(&old, pid);
+    assert_ne!(std::fs::read(old.join(format!("core-{pid}.img"))).unwrap(), std::fs::read(src.join(format!("core-{pid}.img"))).unwrap());
+    let new = tmp.path().join("new");
+    let r = convert::convert(&old, &new, &to("4.2")).unwrap();
+    assert!(r.steps.iter().filter(|s| s.transform == "task-images-into-core").count() >= 4, "{:?}", r.steps);
+    for name in [format!("core-{pid}.img"), format!("mm-{pid}.img")] {
+        assert_eq!(std::fs::read(new.join(&name)).unwrap(), std::fs::read(src.join(&name)).unwrap(), "{name}");
+    }
+    for gone in ["rlimit-", "sigacts-", "creds-", "vmas-"] {
+        assert!(!new.join(format!("{gone}{pid}.img")).exists());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// With the real CRIU 4.1.1.
+
+fn errors_of(log: &Path) -> String {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Error") && !l.contains("RLIMIT_NOFILE"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn restore(r: &Reference, dir: &Path) -> bool {
+    let o = Command::new(r.criu()).args(["restore", "-d", "-v4", "-o", "restore.log", "-D"]).arg(dir).output().unwrap();
+    if !o.status.success() {
+        eprintln!("restore of {} failed:\n{}", dir.display(), errors_of(&dir.join("restore.log")));
+    }
+    o.status.success()
+}
+
+fn kill(pid: u32) {
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    // Wait until the pid is free again (the restored task is reaped by init).
+    for _ in 0..300 {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if st.contains(") Z ") {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            continue;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn real_criu_41_restores_what_we_convert_down_and_not_the_42_layout() {
+    if !is_root() {
+        eprintln!("SKIP: needs root to dump and restore with CRIU");
+        return;
+    }
+    let Some(r) = reference() else { return };
+    let tmp = TempDir::new("conv-real");
+    let dump = tmp.path().join("dump");
+    std::fs::create_dir(&dump).unwrap();
+    let mut child = Command::new("setsid").args(["sleep", "1000"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = child.id();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let o = Command::new(r.criu()).args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"]).arg(&dump).output().unwrap();
+    assert!(o.status.success(), "dump: {}", errors_of(&dump.join("dump.log")));
+    let _ = child.wait();
+    // Up to the 4.2 layout: CRIU 4.1.1 cannot restore that.
+    let up = tmp.path().join("up");
+    convert::convert(&dump, &up, &to("4.2")).unwrap();
+    assert!(!restore(r, &up), "CRIU 4.1.1 must fail on the 4.2 pagemap layout");
+    kill(pid);
+    // Down again: it restores.
+    let down = tmp.path().join("down");
+    convert::convert(&up, &down, &to("4.1")).unwrap();
+    assert!(restore(r, &down), "CRIU 4.1.1 restores the converted dump");
+    kill(pid);
+    // The old per-type file images, which CRIU still reads, and merged back.
+    let old = tmp.path().join("old");
+    copy_dir(&dump, &old);
+    assert!(convert::split_file_images(&old).unwrap() > 0);
+    // CRIU 4.1.1 still has the code that reads these images, but it
+    // crashes in it (it collects memfd files from an image template that has
+    // no file name), so a legacy dump does not restore without the merge.
+    assert!(!restore(r, &old), "CRIU 4.1.1 was expected to fail on the legacy file layout");
+    kill(pid);
+    let merged = tmp.path().join("merged");
+    convert::convert(&old, &merged, &to("4.1")).unwrap();
+    assert!(merged.join("files.img").exists() && !merged.join("reg-files.img").exists());
+    assert!(restore(r, &merged));
+    kill(pid);
+}
