@@ -13,15 +13,18 @@ use crit::transcode::{self, DecodeOptions};
 
 mod check;
 mod convert;
+mod docs;
 mod stream;
 mod views;
+mod mem;
+mod coredump;
 
 /// Version text: ours and the CRIU image schema we speak.
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (CRIU image schema 4.2)");
 
 #[derive(Parser)]
 #[command(name = "crit", version = VERSION, about = "CRiu Image Tool", disable_help_subcommand = true)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -49,6 +52,14 @@ enum Cmd {
         #[arg(long)]
         criu_version: bool,
     },
+    /// Print a shell completion script (bash, zsh or fish)
+    Completions {
+        /// the shell
+        #[arg(value_enum)]
+        shell: docs::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
     /// Convert a checkpoint to the image layout of another CRIU version
     Convert(convert::ConvertArgs),
     /// Check a checkpoint: every image present, decodable and consistent (exit 1 on errors)
@@ -76,6 +87,10 @@ enum Cmd {
     Serve(stream::ServeArgs),
     /// Receive images from `criu dump --stream`, as binary or JSON
     Capture(stream::CaptureArgs),
+    /// A dumped process's memory: mappings, bytes, search, extraction
+    Mem(mem::MemArgs),
+    /// Write an ELF core file of each process, for gdb
+    Core(coredump::CoreArgs),
     /// convert criu image from binary to human-readable json
     Show {
         /// the image
@@ -256,7 +271,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Serve(a) => stream::serve(a),
         Cmd::Capture(a) => stream::capture(a),
         Cmd::Check(a) => check::run(a),
+        Cmd::Mem(a) => mem::run(a),
+        Cmd::Core(a) => coredump::run(a),
         Cmd::Convert(a) => convert::run(a),
+        Cmd::Completions { shell } => docs::completions(shell),
+        Cmd::Man => docs::man(),
         Cmd::Info { input, criu_version: true } => convert::criu_version(&input),
         Cmd::Info { input, criu_version: false } => {
             let rd = open_input(Some(&input))?;
