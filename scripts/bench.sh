@@ -13,7 +13,9 @@
 #  2. Correctness: our `decode` (raw and `-f nice`) must equal the reference's
 #     `decode` (and `decode --pretty`) byte for byte, and our
 #     encode(decode(x)) must equal x (from raw and from nice JSON).
-#  3. Timing (hyperfine, medians) of decode raw, decode nice, encode and info,
+#  3. Timing (hyperfine: median wall time; mean user+sys CPU time, shown
+#     as well since it suffers less when other work shares the machine) of
+#     decode raw, decode nice, encode and info,
 #     ours and the reference's, on both images; our peak RSS for each
 #     (/usr/bin/time %M); our start-up time (`crit --version`, `crit info` on
 #     tiny.img) over 1000 runs.
@@ -41,6 +43,8 @@
 #   BENCH_REF_RUNS     timed runs of the reference per operation (default 3;
 #                      each takes 5-40 s)
 #   BENCH_STARTUP_RUNS runs for the start-up timings (default 1000)
+#   BENCH_NO_HYPERFINE set to time with a plain loop even if hyperfine exists
+#                      (otherwise, as root, the script installs it with apt-get)
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,6 +68,7 @@ say "cargo build --release"
 C=$repo/target/release/crit
 [ -x "$C" ] || die "no $C"
 
+rm -rf "$W/out" "$W/times"
 mkdir -p "$W/data" "$W/out" "$W/times"
 D=$W/data O=$W/out T=$W/times
 rustc -O --edition 2021 "$repo/benches/gen_images.rs" -o "$W/gen_images" || die "cannot build the generator"
@@ -85,7 +90,7 @@ if [ -n "$ref" ]; then
         say "reference: $ref (crit $ref_version)"
     else
         say "reference $ref does not run ($ref_version); comparison skipped"
-        ref= ref_version=
+        ref='' ref_version=''
     fi
 else
     say "no reference crit (set CRIT_REFERENCE, or run scripts/reference-tools.sh); comparison skipped"
@@ -104,7 +109,9 @@ fi
 
 # --------------------------------------------------------------- timing ----
 HF=
-if command -v hyperfine >/dev/null; then
+if [ -n "${BENCH_NO_HYPERFINE:-}" ]; then
+    :
+elif command -v hyperfine >/dev/null; then
     HF=hyperfine
 elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing hyperfine (apt-get install -y hyperfine)"
@@ -113,7 +120,7 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         HF=hyperfine
     fi
 fi
-[ -n "$HF" ] || say "no hyperfine: timing with a plain loop (median of wall-clock times)"
+[ -n "$HF" ] || say "no hyperfine: timing with a plain loop (/usr/bin/time, 10 ms resolution; start-up includes bash's fork)"
 
 # median_time NAME RUNS WARMUP CMD...: median wall time in seconds into $T/NAME
 median_time() {
@@ -122,16 +129,17 @@ median_time() {
         "$HF" -N --style none --runs "$runs" --warmup "$warm" --export-csv "$T/$name.csv" "$*" >/dev/null 2>"$T/$name.err" ||
             { say "timing $name failed: $(tail -n 1 "$T/$name.err")"; echo NaN >"$T/$name"; return 1; }
         # command,mean,stddev,median,user,system,min,max
-        awk -F, 'NR == 2 { print $4 }' "$T/$name.csv" >"$T/$name"
+        awk -F, 'NR == 2 { print $4; print $5 + $6 > "/dev/stderr" }' "$T/$name.csv" >"$T/$name" 2>"$T/$name.cpu"
     else
-        local i t0 t1
+        local i
         for ((i = 0; i < warm; i++)); do "$@" >/dev/null 2>&1; done
+        : >"$T/$name.runs"
         for ((i = 0; i < runs; i++)); do
-            t0=$(date +%s%N)
-            "$@" >/dev/null 2>&1 || { echo NaN >"$T/$name"; return 1; }
-            t1=$(date +%s%N)
-            echo $((t1 - t0))
-        done | sort -n | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.6f\n", m / 1e9 }' >"$T/$name"
+            /usr/bin/time -f '%e %U %S' -a -o "$T/$name.runs" "$@" >/dev/null 2>&1 || { echo NaN >"$T/$name"; return 1; }
+        done
+        sort -n "$T/$name.runs" | awk '{ a[NR] = $1; c += $2 + $3 }
+            END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.6f\n", m; printf "%.6f\n", c / NR > "/dev/stderr" }' \
+            >"$T/$name" 2>"$T/$name.cpu"
     fi
 }
 
@@ -174,11 +182,15 @@ for img in "${imgs[@]}"; do
     "$C" encode -i "$O/$b.nice" -o "$O/$b.from-nice.img" || { say "our encode failed on $b.nice"; fail=1; }
     check "$img: encode(decode raw) == image" "$D/$img" "$O/$b.from-raw.img"
     check "$img: encode(decode nice) == image" "$D/$img" "$O/$b.from-nice.img"
-    cmpref=$ref
+    cmpref=${ref:-$ref42}
     case $img in pagemap*) cmpref=$ref42 ;; esac
     if [ -n "$cmpref" ]; then
-        $cmpref decode -i "$D/$img" -o "$O/$b.cmp.raw" &&
-            $cmpref decode --pretty -i "$D/$img" -o "$O/$b.cmp.nice" || { say "reference decode failed on $img"; fail=1; }
+        # shellcheck disable=SC2086 # a command line, split on purpose
+        if ! $cmpref decode -i "$D/$img" -o "$O/$b.cmp.raw" ||
+            ! $cmpref decode --pretty -i "$D/$img" -o "$O/$b.cmp.nice"; then
+            say "reference decode failed on $img"
+            fail=1
+        fi
         check "$img: decode raw == reference ($cmpref)" "$O/$b.cmp.raw" "$O/$b.raw"
         check "$img: decode nice == reference --pretty ($cmpref)" "$O/$b.cmp.nice" "$O/$b.nice"
     elif [ -n "$ref" ]; then
@@ -227,6 +239,7 @@ for img in "${imgs[@]}"; do
         if [ -n "$ref" ]; then
             say "timing $img $name (reference, $REF_RUNS runs)"
             # shellcheck disable=SC2046
+            # shellcheck disable=SC2046,SC2086
             median_time "$key.ref" "$REF_RUNS" 0 $ref $(subst "$theirs" "$img" ref)
         fi
     done
@@ -237,7 +250,9 @@ peak_rss su-version.ours "$C" --version
 loop_time su-info.ours "$SU_RUNS" "$C" info "$D/tiny.img"
 peak_rss su-info.ours "$C" info "$D/tiny.img"
 if [ -n "$ref" ]; then
+    # shellcheck disable=SC2086
     median_time su-version.ref 10 1 $ref --version
+    # shellcheck disable=SC2086
     median_time su-info.ref 10 1 $ref info "$D/tiny.img"
 fi
 
@@ -245,11 +260,13 @@ fi
 perf_fail=0
 row() { # row OPERATION IMAGE KEY TARGET_SPEEDUP UNIT(s|ms)
     local op=$1 img=$2 key=$3 tgt=$4 unit=$5
-    local ours refv rss
+    local ours refv rss oc rc
     ours=$(cat "$T/$key.ours")
     refv=$(cat "$T/$key.ref" 2>/dev/null || echo)
+    oc=$(cat "$T/$key.ours.cpu" 2>/dev/null || echo)
+    rc=$(cat "$T/$key.ref.cpu" 2>/dev/null || echo)
     rss=$(cat "$T/$key.ours.rss")
-    awk -v op="$op" -v img="$img" -v o="$ours" -v r="$refv" -v rss="$rss" -v tgt="$tgt" -v unit="$unit" \
+    awk -v op="$op" -v img="$img" -v o="$ours" -v r="$refv" -v oc="$oc" -v rc="$rc" -v rss="$rss" -v tgt="$tgt" -v unit="$unit" \
         -v rsst="$RSS_TARGET_KIB" -v sut="$STARTUP_TARGET_MS" 'BEGIN {
         ok = 1; why = ""
         if (unit == "ms") {
@@ -257,22 +274,24 @@ row() { # row OPERATION IMAGE KEY TARGET_SPEEDUP UNIT(s|ms)
             t = sprintf("≤ %d ms", sut)
             if (o * 1000 > sut) { ok = 0; why = sprintf("%.2f× over", o * 1000 / sut) }
             sp = (r == "" || o == 0) ? "—" : sprintf("%.0f×", r / o)
+            cs = (rc == "" || oc == 0) ? "—" : sprintf("%.0f×", rc / oc)
         } else {
             os = sprintf("%.3f", o); rs = (r == "") ? "—" : sprintf("%.2f", r)
             sp = (r == "" || o == 0) ? "—" : sprintf("%.1f×", r / o)
+            cs = (rc == "" || oc == 0) ? "—" : sprintf("%.1f×", rc / oc)
             t = (tgt == "") ? "—" : sprintf("≥ %d×", tgt)
             if (tgt != "" && r != "" && r / o < tgt) { ok = 0; why = sprintf("%.0f%% of target", 100 * r / o / tgt) }
-            if (tgt != "" && r == "") t = t " (no ref)"
+            if (tgt != "" && r == "") skip = 1
         }
         rm = sprintf("%.1f", rss / 1024)
         if (rss + 0 > rsst) { ok = 0; why = why (why == "" ? "" : ", ") "RSS over 64 MiB" }
-        res = ok ? "PASS" : "FAIL (" why ")"
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", op, img, os, rs, sp, t, rm, res
+        res = ok ? (skip ? "SKIP (no reference)" : "PASS") : "FAIL (" why ")"
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", op, img, os, rs, sp, cs, t, rm, res
     }'
 }
 {
-    echo "| operation | image | ours (s) | reference (s) | speed-up | target | ours peak RSS (MiB) | result |"
-    echo "|---|---|---:|---:|---:|---|---:|---|"
+    echo "| operation | image | ours (s) | reference (s) | speed-up | CPU-time speed-up | target | ours peak RSS (MiB) | result |"
+    echo "|---|---|---:|---:|---:|---:|---|---:|---|"
     for img in "${imgs[@]}"; do
         for op in "${ops[@]}"; do
             IFS='|' read -r name _ _ tgt <<<"$op"
@@ -289,7 +308,7 @@ grep -q 'FAIL' "$W/results.md" && perf_fail=1
     echo "machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(free -g | awk '/^Mem:/ { print $2 " GiB" }') memory"
     echo "ours: $("$C" --version); reference: ${ref:-none} ${ref_version:+(crit $ref_version)}"
     echo "images: files.img $NF entries ($(stat -c %s "$D/files.img") bytes), pagemap-1.img $NP entries ($(stat -c %s "$D/pagemap-1.img") bytes)"
-    echo "timing: ${HF:-plain loop}, median of $RUNS runs (ours) / $REF_RUNS runs (reference); start-up: $SU_RUNS runs"
+    echo "timing: ${HF:-plain loop}, median wall time of $RUNS runs (ours) / $REF_RUNS runs (reference), start-up: $SU_RUNS runs; speed-up = reference / ours (wall; targets apply to it); CPU-time speed-up = same with mean user+sys"
     echo "load average: $load_before before timing, $(cut -d' ' -f1-3 /proc/loadavg) after"
     echo
     cat "$W/results.md"

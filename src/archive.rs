@@ -118,8 +118,7 @@ pub struct ArchiveSource {
 
 /// Why a member name is refused.
 fn refuse(path: &Path, name: &str, why: &str) -> Error {
-    Error::other(format!("archive member {name:?} {why}: refused (archives are read only inside their root)"))
-        .in_file(path)
+    Error::other(format!("archive member {name:?} {why}: refused, members must stay inside the archive root")).in_file(path)
 }
 
 /// The components of a member name, `.` and empty ones dropped; None when
@@ -249,7 +248,7 @@ impl ArchiveSource {
         }
         let raw = String::from_utf8_lossy(&e.path_bytes()).into_owned();
         let comps = clean_components(&raw).ok_or_else(|| {
-            refuse(&self.path, &raw, if raw.starts_with('/') { "has an absolute name" } else { "has a '..' in its name" })
+            refuse(&self.path, &raw, if raw.starts_with('/') { "has an absolute name" } else { "has a '..' component" })
         })?;
         if comps.is_empty() {
             // The archive root itself ("./").

@@ -57,6 +57,18 @@ impl AtomicFile {
         }
     }
 
+    /// The temporary file itself, for positioned, sparse or zero-copy
+    /// writes (`&File` is `Write + Seek`); what was buffered is flushed first.
+    pub fn file(&mut self) -> io::Result<&File> {
+        match self.file.as_mut() {
+            Some(w) => {
+                w.flush()?;
+                Ok(w.get_ref())
+            }
+            None => Err(io::Error::other("file already committed")),
+        }
+    }
+
     /// Flush, sync and rename over the target.
     pub fn commit(mut self) -> io::Result<()> {
         if let Some(w) = self.file.take() {
