@@ -358,6 +358,13 @@ pub static TRANSFORMS: &[Transform] = &[
         when: When::AtLeast(Version(4, 2)),
         run: pagemap_nr_pages_up,
     },
+    Transform {
+        name: "flatten-chain",
+        about: "an incremental dump (criu pre-dump, then dump --prev-images-dir) keeps pages in its parent \
+                dumps (PE_PARENT entries and a `parent` link); the pages are copied in, so the result stands alone",
+        when: When::AtLeast(Version::FLOOR),
+        run: flatten_chain,
+    },
     // ---- down: newer layouts an older CRIU cannot read
     Transform {
         name: "pagemap-nr-pages-down",
@@ -661,6 +668,30 @@ fn pagemap_flags(w: &mut Work) -> Result<()> {
         if n > 0 {
             w.step("pagemap-flags", &name, format!("set flags on {n} entries from in_parent"), Safety::Lossless);
         }
+    }
+    Ok(())
+}
+
+fn flatten_chain(w: &mut Work) -> Result<()> {
+    for name in pagemaps(w)? {
+        if !crate::flatten::needs_parent(&w.dir, &name)? {
+            continue;
+        }
+        let id = crate::flatten::pages_id(&w.dir, &name)?.unwrap_or(0);
+        let pages = format!("pages-{id}.img");
+        // The pages first (reading the old pagemap), then the pagemap.
+        let out = AtomicFile::create(&w.path(&pages))?;
+        let (out, n) = crate::flatten::write_pages(&w.dir, &name, out)?;
+        let pm = AtomicFile::create(&w.path(&name))?;
+        let pm = crate::flatten::write_pagemap(&w.dir, &name, pm)?;
+        out.commit()?;
+        pm.commit()?;
+        w.step("flatten-chain", &name, format!("{} pages from the parent chain copied into {pages}", n / 4096), Safety::Lossless);
+    }
+    let still = pagemaps(w)?.iter().any(|n| crate::flatten::needs_parent(&w.dir, n).unwrap_or(true));
+    if !still && fs::symlink_metadata(w.path("parent")).is_ok() {
+        fs::remove_file(w.path("parent"))?;
+        w.step("flatten-chain", "parent", "removed the parent link: the dump stands alone".into(), Safety::Lossless);
     }
     Ok(())
 }

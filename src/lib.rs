@@ -19,3 +19,4 @@ pub mod stream;
 pub mod convert;
 pub mod mem;
 pub mod coredump;
+pub mod flatten;

@@ -430,7 +430,12 @@ pub fn check_edits(dir: &Path, opts: &ServeOptions) -> Result<()> {
 }
 
 /// Where a served image comes from.
+#[derive(Clone)]
 enum Origin {
+    /// A pagemap of an incremental dump, flattened on the fly.
+    FlatPagemap(PathBuf, String),
+    /// The pages of such a pagemap, from every dump of the chain.
+    FlatPages(PathBuf, String),
     /// A binary file, passed through unchanged (zero-copy).
     Binary(PathBuf),
     /// A JSON file (ours or crit's), encoded on the fly.
@@ -445,6 +450,36 @@ pub fn is_json_file(path: &Path) -> bool {
     let s = &buf[..n];
     let start = s.iter().position(|b| !b" \t\r\n".contains(b)).unwrap_or(n);
     s.get(start) == Some(&b'{') && (s[start..].windows(7).any(|w| w == b"\"magic\"") || n - start < 8)
+}
+
+/// The pagemaps of `dir` that need its parent chain, by pages id: CRIU
+/// cannot follow parents while streaming, so these are served flattened.
+fn chained_pagemaps(dir: &Path) -> Result<Vec<(u32, String)>> {
+    let mut v = Vec::new();
+    if std::fs::symlink_metadata(dir.join("parent")).is_err() {
+        return Ok(v);
+    }
+    for e in std::fs::read_dir(dir)? {
+        let n = e?.file_name().to_string_lossy().into_owned();
+        if n.starts_with("pagemap-") && crate::flatten::needs_parent(dir, &n)? {
+            if let Some(id) = crate::flatten::pages_id(dir, &n)? {
+                v.push((id, n));
+            }
+        }
+    }
+    Ok(v)
+}
+
+fn find_origin_flat(dir: &Path, name: &str, chained: &[(u32, String)]) -> Option<Origin> {
+    for (id, pm) in chained {
+        if name == pm {
+            return Some(Origin::FlatPagemap(dir.to_path_buf(), pm.clone()));
+        }
+        if name == format!("pages-{id}.img") {
+            return Some(Origin::FlatPages(dir.to_path_buf(), pm.clone()));
+        }
+    }
+    find_origin(dir, name)
 }
 
 fn find_origin(dir: &Path, name: &str) -> Option<Origin> {
@@ -478,6 +513,7 @@ pub fn serve_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &Ser
     let _ = std::fs::remove_file(sock_path);
     let reports: Arc<Mutex<Vec<FileReport>>> = Arc::new(Mutex::new(Vec::new()));
     let edits = Arc::new(opts.edits.clone());
+    let chained = chained_pagemaps(dir)?;
     let mut threads = Vec::new();
     let mut summary = Summary::default();
     loop {
@@ -489,7 +525,7 @@ pub fn serve_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &Ser
                 break;
             }
         };
-        let origin = if valid_name(&name) { find_origin(dir, &name) } else { None };
+        let origin = if valid_name(&name) { find_origin_flat(dir, &name, &chained) } else { None };
         if !valid_name(&name) {
             summary.refused.push(name.clone());
         }
@@ -529,6 +565,17 @@ pub fn serve_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &Ser
 
 fn serve_one(origin: &Origin, edits: &[&Edit], pipe: File) -> Result<u64> {
     match (origin, edits.is_empty()) {
+        (Origin::FlatPages(dir, pm), _) => {
+            let (w, n) = crate::flatten::write_pages(dir, pm, BufWriter::with_capacity(1 << 16, pipe))?;
+            w.into_inner().map_err(|e| Error::from(e.into_error()))?;
+            Ok(n)
+        }
+        (Origin::FlatPagemap(dir, pm), true) => {
+            let mut w = CountingWriter { w: BufWriter::with_capacity(1 << 16, pipe), n: 0 };
+            crate::flatten::write_pagemap(dir, pm, &mut w)?;
+            w.flush()?;
+            Ok(w.n)
+        }
         (Origin::Binary(p), true) => {
             let mut f = File::open(p).map_err(|e| Error::from(e).in_file(p))?;
             Ok(splice_or_copy(&mut f, &pipe)?)
@@ -544,6 +591,12 @@ fn serve_one(origin: &Origin, edits: &[&Edit], pipe: File) -> Result<u64> {
             // Edited: the image as JSON in memory (only this image), edited,
             // then encoded into the pipe.
             let (path, json_text) = match origin {
+                Origin::FlatPagemap(dir, pm) => {
+                    let flat = crate::flatten::write_pagemap(dir, pm, Vec::new())?;
+                    let v = transcode::decode(&flat[..], Vec::new(), DecodeOptions::default())?;
+                    (&dir.join(pm), v)
+                }
+                Origin::FlatPages(..) => unreachable_origin()?,
                 Origin::Binary(p) => {
                     let f = File::open(p).map_err(|e| Error::from(e).in_file(p))?;
                     let v = transcode::decode(BufReader::new(f), Vec::new(), DecodeOptions::default())
@@ -567,6 +620,10 @@ fn serve_one(origin: &Origin, edits: &[&Edit], pipe: File) -> Result<u64> {
             Ok(w.n)
         }
     }
+}
+
+fn unreachable_origin() -> Result<(&'static PathBuf, Vec<u8>)> {
+    Err(Error::other("pages files cannot be edited"))
 }
 
 struct CountingWriter<W> {
