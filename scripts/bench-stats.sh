@@ -23,7 +23,8 @@
 # Exit status: 0 when the targets are met, 2 when one is not, 1 on errors.
 #
 # Environment: CRIT_BENCH_DIR (default ${TMPDIR:-/tmp}/crit-bench-stats),
-# BENCH_FILES, BENCH_HEAP_MB, BENCH_RUNS.
+# BENCH_FILES, BENCH_HEAP_MB, BENCH_RUNS; BENCH_REUSE=1 times the data of a
+# previous run again instead of generating it.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,9 +39,12 @@ say "building"
 CRIT=$repo/target/release/crit
 BASE=$repo/tests/fixtures/criu42-sleep
 
+D=$W/dump
+if [ -n "${BENCH_REUSE:-}" ] && [ -f "$W/bench.tar" ]; then
+    say "reusing $W (BENCH_REUSE is set)"
+else
 rm -rf "$W"
 mkdir -p "$W/dump"
-D=$W/dump
 cp "$BASE"/* "$D"/
 
 say "generating $NF open files and a $HEAP_MB MiB heap in $D"
@@ -87,9 +91,8 @@ pm["entries"].append({"vaddr": start, "compat_nr_pages": 0, "flags": 4, "nr_page
 save(f"pagemap-{pid}.img", pm)
 pages = os.path.join(d, f"pages-{pm['entries'][0]['pages_id']}.img")
 with open(pages, "ab") as f:
-    chunk = os.urandom(1 << 20)
     for _ in range(heap_mb):
-        f.write(chunk)
+        f.write(os.urandom(1 << 20))
 EOF
 
 say "making archives"
@@ -104,6 +107,7 @@ if command -v zstd >/dev/null; then
     zstd -q -3 -T0 -f "$W/bench.tar" -o "$W/bench.tar.zst"
 else
     say "no zstd command: the .tar.zst rows are skipped"
+fi
 fi
 
 say "timing ($RUNS runs each)"

@@ -25,7 +25,7 @@ ROOT=$PWD
 FUZZ=$ROOT/fuzz
 TARGETS_ALL=(decode encode message json x)
 # Targets over other engineers' modules, added when those exist.
-for t in archive stream; do
+for t in archive stream views; do
     [[ -f $FUZZ/fuzz_targets/$t.rs ]] && TARGETS_ALL+=("$t")
 done
 

@@ -118,7 +118,8 @@ pub struct ArchiveSource {
 
 /// Why a member name is refused.
 fn refuse(path: &Path, name: &str, why: &str) -> Error {
-    Error::other(format!("archive member {name:?} {why}: refused, members must stay inside the archive root")).in_file(path)
+    Error::other(format!("archive member {name:?} {why}: refused, members must stay inside the archive root"))
+        .in_file(path)
 }
 
 /// The components of a member name, `.` and empty ones dropped; None when
@@ -255,7 +256,8 @@ impl ArchiveSource {
             return Ok(());
         }
         let name = comps.join("/");
-        let link_target = || -> Option<String> { e.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()) };
+        let link_target =
+            || -> Option<String> { e.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()) };
         let kind = if ty.is_symlink() {
             let target = link_target().unwrap_or_default();
             let resolved = resolve_link(&comps[..comps.len() - 1], &target)
@@ -263,9 +265,9 @@ impl ArchiveSource {
             Kind::Symlink(resolved)
         } else if ty.is_hard_link() {
             let target = link_target().unwrap_or_default();
-            let t = clean_components(&target)
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| refuse(&self.path, &raw, &format!("is a hard link to {target:?}, outside the archive")))?;
+            let t = clean_components(&target).filter(|c| !c.is_empty()).ok_or_else(|| {
+                refuse(&self.path, &raw, &format!("is a hard link to {target:?}, outside the archive"))
+            })?;
             Kind::Hardlink(t.join("/"))
         } else if ty.is_dir() {
             Kind::Dir
@@ -279,8 +281,16 @@ impl ArchiveSource {
         };
         let size = if matches!(kind, Kind::File) { e.size() } else { 0 };
         let offset = e.raw_file_position();
+        if !cache && offset.saturating_add(size) > self.file_size {
+            return Err(Error::other(format!("the archive is truncated: member {raw:?} ends past the end of the file"))
+                .in_file(&self.path));
+        }
         let mut data = None;
-        if cache && matches!(kind, Kind::File) && size <= CACHE_MEMBER_MAX && self.cached_bytes + size <= CACHE_TOTAL_MAX {
+        if cache
+            && matches!(kind, Kind::File)
+            && size <= CACHE_MEMBER_MAX
+            && self.cached_bytes + size <= CACHE_TOTAL_MAX
+        {
             let mut v = Vec::with_capacity(size as usize);
             e.read_to_end(&mut v)?;
             if v.len() as u64 != size {
@@ -476,7 +486,8 @@ impl Source for ArchiveSource {
             return Ok(n);
         }
         let start = m.offset + offset;
-        let mut rd = StreamMember { src: self, rd: Some(self.positioned(start)?), pos: start, end: start + want as u64 };
+        let mut rd =
+            StreamMember { src: self, rd: Some(self.positioned(start)?), pos: start, end: start + want as u64 };
         read_full(&mut rd, &mut buf[..want])
     }
 

@@ -124,6 +124,7 @@ impl fmt::Display for Finding {
 /// Every check, by the name findings carry, with what it looks at.
 pub static CHECKS: &[(&str, &str)] = &[
     ("missing-image", "an image that restore needs is not in the checkpoint"),
+    ("unreadable", "an image that cannot be read at all (permissions, a symlink out of the directory, I/O errors)"),
     ("bad-magic", "the magic words at the start of an image do not fit its file name or the image version"),
     ("truncated", "an image ends inside an entry or a payload"),
     ("trailing-garbage", "bytes after the last entry that are not an entry"),
@@ -516,8 +517,9 @@ struct Facts {
     seccomp: Option<Vec<Option<u64>>>,
     locks: Vec<(usize, u64, i64)>,
     refs: Vec<Ref>,
-    /// pages_id → (pagemap image, present pages).
-    pages_users: HashMap<u64, (String, u64)>,
+    /// pages_id → (pagemap image, present pages; None when the page map
+    /// is damaged and the count unknown).
+    pages_users: HashMap<u64, (String, Option<u64>)>,
     evidence: Vec<Evidence>,
     findings: Vec<Finding>,
 }
@@ -610,7 +612,10 @@ fn plural(n: u64, what: &str) -> String {
 pub fn check(ck: &Checkpoint) -> Result<Report> {
     let mut names = ck.source().names().map_err(|e| Error::from(e).in_file(ck.source().display()))?;
     names.sort();
-    let mut f = Facts { parent_link: ck.source().path_of("parent"), ..Facts::default() };
+    // The `parent` link of an incremental dump is a symlink to a directory,
+    // usually outside this one: found next to the images on disk.
+    let dir = names.iter().find_map(|n| ck.source().path_of(n)).and_then(|p| p.parent().map(|d| d.to_path_buf()));
+    let mut f = Facts { parent_link: dir.map(|d| d.join("parent")), ..Facts::default() };
     for n in &names {
         f.present.insert(n.clone());
         if let Some(s) = ck.source().size(n) {
@@ -659,7 +664,7 @@ pub fn check(ck: &Checkpoint) -> Result<Report> {
     report.files = f.files.len();
     report.img_version = f.inventory.img_version.map(|v| v as u32);
     let mut ev = std::mem::take(&mut f.evidence);
-    ev.sort_by(|a, b| b.version.cmp(&a.version));
+    ev.sort_by_key(|e| std::cmp::Reverse(e.version));
     report.evidence = ev;
     report.findings = f.findings;
     Ok(report)
@@ -702,7 +707,7 @@ fn decode_finding(f: &Facts, name: &str, e: &Error) -> Finding {
                 None => "a known magic".into(),
             })
             .found(format!("magic {k}, which has no entries")),
-        other => Finding::error("truncated", name).expect("a readable image").found(other.to_string()),
+        other => Finding::error("unreadable", name).expect("a readable image").found(other.to_string()),
     };
     fd.entry = entry;
     if let Some(field) = &e.loc.field {
@@ -1263,10 +1268,13 @@ fn visit_tty_info(f: &mut Facts, name: &str, e: usize, m: &Message) {
                 .found(format!("{opts} of the 3")),
         );
     }
-    if f.tty_infos.contains_key(&id) {
-        f.push(Finding::error("tty", name).at(e).field("id").expect("a tty-info id used once").found(format!("id {id} again")));
-    } else {
-        f.tty_infos.insert(id, TtyInfo { entry: e, ty, active: m.has("termios") });
+    match f.tty_infos.entry(id) {
+        std::collections::hash_map::Entry::Occupied(_) => {
+            f.push(Finding::error("tty", name).at(e).field("id").expect("a tty-info id used once").found(format!("id {id} again")))
+        }
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(TtyInfo { entry: e, ty, active: m.has("termios") });
+        }
     }
 }
 
@@ -1503,7 +1511,7 @@ fn visit_pagemap(f: &mut Facts, parent: &mut ParentState, st: &mut ImageState, i
             }
         }
     } else if let Some(size) = pm.shmid.and_then(|id| f.shmem_size.get(&id)) {
-        let limit = size.div_ceil(PAGE) * PAGE;
+        let limit = size.div_ceil(PAGE).saturating_mul(PAGE);
         if end > limit {
             f.push(
                 Finding::warning("shmem", name.clone())
@@ -1586,7 +1594,8 @@ impl PagemapState {
             );
             return;
         }
-        f.pages_users.insert(id, (name.to_string(), self.present));
+        let present = (!f.damaged.contains(name)).then_some(self.present);
+        f.pages_users.insert(id, (name.to_string(), present));
     }
 }
 
@@ -1728,8 +1737,9 @@ fn check_pstree(f: &mut Facts) {
             out.push(Finding::error("pstree", img).at(p.entry).field("ppid").expect("a parent listed before the child").found(found));
         }
         seen.insert(p.pid, p.entry);
-        if p.pgid == 0 || p.sid == 0 {
-            out.push(Finding::error("pstree", img).at(p.entry).field(if p.pgid == 0 { "pgid" } else { "sid" }).expect("a process group and session id").found("0"));
+        // (A pgid of 0 is tolerated by restore; CRIU refuses to dump sid 0.)
+        if p.sid == 0 {
+            out.push(Finding::error("pstree", img).at(p.entry).field("sid").expect("a session id").found("0"));
         }
     }
     if !root_seen {
@@ -1809,7 +1819,7 @@ fn check_pstree(f: &mut Facts) {
     }
     // Process groups: the leader, if in the tree, is a task of the same session.
     for p in &f.pstree {
-        if p.pgid == p.pid {
+        if p.pgid == p.pid || p.pgid == 0 {
             continue;
         }
         if tids.contains_key(&p.pgid) {
@@ -1834,6 +1844,7 @@ fn check_tasks(f: &mut Facts) {
     let root_ids = f.inventory.root_ids.clone();
     let ns_per_id = f.inventory.ns_per_id;
     let mut used_files_ids = HashSet::new();
+    let mut all_ids_known = true;
     let mut needed_cores: HashSet<u32> = HashSet::new();
     let mut mtype: Option<(i32, u32)> = None;
     for p in &f.pstree {
@@ -1927,7 +1938,10 @@ fn check_tasks(f: &mut Facts) {
                 out.push(Finding::error("missing-image", n).expect(format!("the {what} of task {}", p.pid)).found("no such file"));
             }
         }
-        let Some(ids) = ids else { continue };
+        let Some(ids) = ids else {
+            all_ids_known = false;
+            continue;
+        };
         let files_id = u(ids, "files_id") as u32;
         used_files_ids.insert(files_id);
         let fdi = format!("fdinfo-{files_id}.img");
@@ -1960,14 +1974,16 @@ fn check_tasks(f: &mut Facts) {
         }
     }
     // Cores with no task or thread behind them.
-    let mut orphans: Vec<&u32> = f.cores.keys().filter(|t| !needed_cores.contains(t)).collect();
+    let tree_known = f.has("pstree.img") && !f.damaged.contains("pstree.img");
+    let mut orphans: Vec<&u32> = f.cores.keys().filter(|t| tree_known && !needed_cores.contains(t)).collect();
     orphans.sort();
     for t in orphans {
         out.push(Finding::warning("threads", format!("core-{t}.img")).expect("a core of a task or thread in pstree.img").found(format!("thread {t} is in no task's thread list")));
     }
     let mut fdinfo_orphans: Vec<&u32> = f.fdinfo.keys().filter(|k| !used_files_ids.contains(k)).collect();
     fdinfo_orphans.sort();
-    if !f.pstree.is_empty() && f.ids.len() == f.pstree.iter().filter(|p| f.ids.contains_key(&p.pid)).count() {
+    // An fdinfo image no task claims, when every live task's ids are known.
+    if !f.pstree.is_empty() && all_ids_known {
         for k in fdinfo_orphans {
             out.push(Finding::warning("orphan", format!("fdinfo-{k}.img")).expect("a files_id of some task's ids image").found(format!("files_id {k} is used by no task")));
         }
@@ -2106,9 +2122,10 @@ fn check_ttys(f: &mut Facts) {
 
 fn check_pages(f: &mut Facts) {
     let mut out = Vec::new();
-    let mut users: Vec<(&u64, &(String, u64))> = f.pages_users.iter().collect();
+    let mut users: Vec<(&u64, &(String, Option<u64>))> = f.pages_users.iter().collect();
     users.sort();
     for (id, (pm, present)) in users {
+        let Some(present) = present else { continue };
         let pages = format!("pages-{id}.img");
         let want = present.saturating_mul(PAGE);
         match f.sizes.get(&pages) {

@@ -83,12 +83,32 @@ impl DirSource {
         }
         Some(self.dir.join(name))
     }
+
+    /// Open an image read-only, refusing what could make a checkpoint
+    /// handed over by someone else read other files of the machine or
+    /// block: a symlink that leads out of the directory (resolved first,
+    /// then opened with O_NOFOLLOW, so a link swapped in meanwhile fails),
+    /// and anything but a regular file (O_NONBLOCK: a FIFO does not block).
+    fn open_inside(&self, p: &Path) -> io::Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let real = std::fs::canonicalize(p)?;
+        if !real.starts_with(std::fs::canonicalize(&self.dir)?) {
+            let msg = format!("{} is a symlink that leads out of the checkpoint directory", p.display());
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, msg));
+        }
+        let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+        let f = std::fs::OpenOptions::new().read(true).custom_flags(flags.bits()).open(&real)?;
+        if !f.metadata()?.is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a regular file", p.display())));
+        }
+        Ok(f)
+    }
 }
 
 impl Source for DirSource {
     fn open(&self, name: &str) -> io::Result<Option<Box<dyn Read + '_>>> {
         let Some(p) = self.checked(name) else { return Ok(None) };
-        match File::open(&p) {
+        match self.open_inside(&p) {
             Ok(f) => Ok(Some(Box::new(BufReader::with_capacity(1 << 16, f)))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -106,7 +126,7 @@ impl Source for DirSource {
     }
 
     fn size(&self, name: &str) -> Option<u64> {
-        std::fs::metadata(self.checked(name)?).ok().filter(|m| m.is_file()).map(|m| m.len())
+        self.open_inside(&self.checked(name)?).and_then(|f| f.metadata()).ok().map(|m| m.len())
     }
 
     fn display(&self) -> String {
@@ -114,13 +134,15 @@ impl Source for DirSource {
     }
 
     fn path_of(&self, name: &str) -> Option<PathBuf> {
+        // A path, not a read: the `parent` link of an incremental dump
+        // leads out of the directory by design.
         self.checked(name)
     }
 
     fn read_at(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         use std::os::unix::fs::FileExt;
         let p = self.checked(name).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {name}")))?;
-        let f = File::open(p)?;
+        let f = self.open_inside(&p)?;
         let mut n = 0;
         while n < buf.len() {
             match f.read_at(&mut buf[n..], offset + n as u64) {

@@ -119,8 +119,12 @@ pub fn ps(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes) -> Result<()>
         }
         kids.entry(t.ppid).or_default().push(t);
     }
-    fn show(out: &mut dyn Write, t: &Task, depth: usize, kids: &HashMap<u32, Vec<&Task>>, comm: &HashMap<u32, String>) -> Result<()> {
-        if depth > 4096 {
+    // Each pid is shown once: a damaged pstree with repeated pids or a
+    // cycle would otherwise print without end (crit recurses until Python
+    // gives up).
+    type Seen = std::collections::HashSet<u32>;
+    fn show(out: &mut dyn Write, t: &Task, depth: usize, kids: &HashMap<u32, Vec<&Task>>, comm: &HashMap<u32, String>, seen: &mut Seen) -> Result<()> {
+        if depth > 4096 || !seen.insert(t.pid) {
             return Ok(());
         }
         writeln!(
@@ -135,13 +139,13 @@ pub fn ps(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes) -> Result<()>
         if let Some(ks) = kids.get(&t.pid) {
             for k in ks {
                 if k.pid != t.pid {
-                    show(out, k, depth + 1, kids, comm)?;
+                    show(out, k, depth + 1, kids, comm, seen)?;
                 }
             }
         }
         Ok(())
     }
-    show(out, root, 0, &kids, &comm)
+    show(out, root, 0, &kids, &comm, &mut Seen::new())
 }
 
 /// `x fds`: open files of every process, then cwd and root.

@@ -96,13 +96,16 @@ pub struct ImageReader<R: Read> {
     head: Option<u32>,
     offset: u64,
     index: usize,
+    /// Index of the entry being read (its payload included), for errors.
+    current: usize,
     state: State,
     pending: ExtraSpec,
 }
 
 /// Round `x` up to a multiple of `y` (a power of two).
 pub fn round_up(x: u64, y: u64) -> u64 {
-    x.div_ceil(y) * y
+    // Saturating: a size read from the input may be anything.
+    x.div_ceil(y).saturating_mul(y)
 }
 
 /// Read up to `buf.len()` bytes, retrying on interruption; returns the count.
@@ -146,7 +149,7 @@ impl<R: Read> ImageReader<R> {
         if kind.body == Body::Undecodable {
             return Err(Error::new(ErrorKind::NoHandler(kind.name)).at_offset(offset - 4));
         }
-        Ok(ImageReader { r, kind, head, offset, index: 0, state: State::Body, pending: ExtraSpec::None })
+        Ok(ImageReader { r, kind, head, offset, index: 0, current: 0, state: State::Body, pending: ExtraSpec::None })
     }
 
     /// The image kind.
@@ -170,7 +173,7 @@ impl<R: Read> ImageReader<R> {
     }
 
     fn err_here(&self, e: Error) -> Error {
-        e.at_offset(self.offset).at_entry(self.index)
+        e.at_offset(self.offset).at_entry(self.current)
     }
 
     /// Read exactly `n` bytes, without trusting `n` for the allocation.
@@ -188,11 +191,13 @@ impl<R: Read> ImageReader<R> {
     pub fn stream_bytes(&mut self, n: u64, what: &'static str, mut sink: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let mut buf = vec![0u8; (n.min(1 << 16)) as usize];
         let mut left = n;
+        let start = self.offset;
         while left > 0 {
             let want = left.min(buf.len() as u64) as usize;
             let got = read_full(&mut self.r, &mut buf[..want])?;
             if got == 0 {
-                return Err(self.err_here(Error::new(ErrorKind::Truncated { what, need: n, got: n - left })));
+                let e = Error::new(ErrorKind::Truncated { what, need: n, got: n - left }).at_offset(start);
+                return Err(self.err_here(e));
             }
             self.offset += got as u64;
             left -= got as u64;
@@ -226,6 +231,7 @@ impl<R: Read> ImageReader<R> {
             return Ok(None);
         }
         let start = self.offset;
+        self.current = self.index;
         let mut b = [0u8; 4];
         let n = read_full(&mut self.r, &mut b)?;
         if n == 0 {
@@ -239,7 +245,8 @@ impl<R: Read> ImageReader<R> {
         let size = u32::from_le_bytes(b) as u64;
         let buf = self.read_vec(size, "entry").map_err(|e| e.at_offset(start))?;
         let (role, ty) = self.role_and_type();
-        let msg = Message::decode(ty, &buf).map_err(|e| e.at_offset(start).at_entry(self.index))?;
+        // Offsets inside the message ("at byte K") count from its start.
+        let msg = Message::decode(ty, &buf).map_err(|e| e.at_offset(start + 4).at_entry(self.index))?;
         let extra = self.extra_of(role, &msg);
         if role == Role::GhostFile {
             self.state = if extra == ExtraSpec::None { State::GhostChunks } else { State::Done };
@@ -406,8 +413,9 @@ impl<R: Read> ImageReader<R> {
         }
         self.offset += 4;
         let size = u32::from_le_bytes(b) as u64;
+        let at = self.offset;
         let buf = self.read_vec(size, "ipc_msg")?;
-        let m = Message::decode(msg::IPC_MSG, &buf).map_err(|e| self.err_here(e.in_field("extra")))?;
+        let m = Message::decode(msg::IPC_MSG, &buf).map_err(|e| self.err_here(e.in_field("extra").at_offset(at)))?;
         let msize = m.u64("msize").unwrap_or(0);
         let rounded = round_up(msize, 8);
         let data = if skip {

@@ -249,8 +249,7 @@ impl Pagemap {
         let mut levels = vec![first];
         let mut seen = vec![std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())];
         let mut broken = None;
-        loop {
-            let Some(last) = levels.last() else { break };
+        while let Some(last) = levels.last() {
             // Only follow the chain while some entry needs it.
             if !last.runs.iter().any(|r| r.flags & pe::PARENT != 0) {
                 break;
@@ -826,7 +825,12 @@ impl Memory {
             }
         }
         let mm = ck.mm(pid)?;
-        let private = Pagemap::open(&dir, &format!("pagemap-{pid}.img"))?;
+        let pm_name = format!("pagemap-{pid}.img");
+        let private = Pagemap::open(&dir, &pm_name)?;
+        if private.is_none() {
+            // Without it nothing of the process's own memory is known.
+            return Err(Error::other(format!("no {pm_name}: the memory of process {pid} was not dumped")).in_file(&pm_name));
+        }
         let mut mem = Memory { pid, vmas: Vec::new(), private, shmem: Vec::new(), files: Vec::new() };
         let lookup = FileLookup::new(ck, &dir, files)?;
         let mut shmem_ids: HashMap<u64, Option<usize>> = HashMap::new();
@@ -845,13 +849,17 @@ impl Memory {
             let mut name = String::new();
             let mut shm_key = None;
             let mut file = None;
+            let mut unknown = None;
             if st & status::MEMFD != 0 {
                 match lookup.memfd(shmid as u32) {
                     Some((n, id)) => {
                         name = n;
                         shm_key = Some(id);
                     }
-                    None => name = format!("memfd (file {shmid})"),
+                    None => {
+                        name = format!("memfd (file {shmid})");
+                        unknown = Some(Why::NotDumped);
+                    }
                 }
             } else if st & (status::SYSVIPC | status::ANON_SHARED) != 0 {
                 shm_key = Some(shmid);
@@ -889,7 +897,9 @@ impl Memory {
                     String::new()
                 };
             }
-            let backing = if let Some(key) = shm_key {
+            let backing = if let Some(why) = unknown {
+                Backing::Nothing(why)
+            } else if let Some(key) = shm_key {
                 let slot = match shmem_ids.get(&key) {
                     Some(s) => *s,
                     None => {

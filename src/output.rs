@@ -69,14 +69,29 @@ impl AtomicFile {
         }
     }
 
-    /// Flush, sync and rename over the target.
+    /// Flush, sync and rename over the target; on failure the temporary
+    /// file is removed and the target left as it was.
     pub fn commit(mut self) -> io::Result<()> {
-        if let Some(w) = self.file.take() {
-            let f = w.into_inner().map_err(|e| e.into_error())?;
-            f.sync_all()?;
+        let r = (|| {
+            if let Some(w) = self.file.take() {
+                let f = w.into_inner().map_err(|e| e.into_error())?;
+                f.sync_all()?;
+            }
+            fs::rename(&self.tmp, &self.target)
+        })();
+        match r {
+            Err(e) => {
+                let _ = fs::remove_file(&self.tmp);
+                Err(e)
+            }
+            Ok(()) => {
+                // Make the rename itself durable (best effort).
+                if let Some(dir) = self.tmp.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    let _ = File::open(dir).and_then(|d| d.sync_all());
+                }
+                Ok(())
+            }
         }
-        fs::rename(&self.tmp, &self.target)?;
-        Ok(())
     }
 }
 

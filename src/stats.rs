@@ -156,7 +156,8 @@ pub fn container(ck: &Checkpoint, notes: &mut Notes) -> Option<Container> {
     let (engine, name, pod, namespace, created) = match manager.as_deref() {
         Some("libpod") => (Some("Podman"), cfg("name"), None, None, cfg("createdTime")),
         Some("cri-o") => {
-            let meta = ann("io.kubernetes.cri-o.Metadata").and_then(|m| crate::json::parse::parse_slice(m.as_bytes()).ok());
+            let meta =
+                ann("io.kubernetes.cri-o.Metadata").and_then(|m| crate::json::parse::parse_slice(m.as_bytes()).ok());
             (
                 Some("CRI-O"),
                 jstr(meta.as_ref().and_then(|m| m.get("name"))).or_else(|| cfg("name")),
@@ -310,8 +311,8 @@ pub fn collect(ck: &Checkpoint, notes: &mut Notes) -> Result<Stats> {
         match pagemap_pages(ck, n) {
             Ok(p) => {
                 shmem.0 += 1;
-                for i in 0..3 {
-                    shmem.1[i] += p[i];
+                for (acc, x) in shmem.1.iter_mut().zip(p) {
+                    *acc += x;
                 }
             }
             Err(e) => notes.problems.push(e.to_string()),
@@ -401,7 +402,11 @@ pub fn collect(ck: &Checkpoint, notes: &mut Notes) -> Result<Stats> {
             }
         }
     }
-    let timers = vec![("posix timers", posix), ("interval timers armed", itimers), ("timerfds", files.get("TIMERFD").copied().unwrap_or(0))];
+    let timers = vec![
+        ("posix timers", posix),
+        ("interval timers armed", itimers),
+        ("timerfds", files.get("TIMERFD").copied().unwrap_or(0)),
+    ];
 
     // The dump's own statistics, and the images on disk.
     let mut service = |name: &str, field: &str| -> Option<Message> {
@@ -488,7 +493,12 @@ fn mem_json(m: &Mem) -> Vec<(&'static str, Json)> {
         ("mapped_bytes", jn(m.mapped)),
         (
             "vma_kinds",
-            Json::Obj(m.kinds.iter().map(|(k, (c, b))| (k.to_string(), jo(vec![("count", jn(*c)), ("bytes", jn(*b))]))).collect()),
+            Json::Obj(
+                m.kinds
+                    .iter()
+                    .map(|(k, (c, b))| (k.to_string(), jo(vec![("count", jn(*c)), ("bytes", jn(*b))])))
+                    .collect(),
+            ),
         ),
         ("pages_present", jn(m.pages[0])),
         ("pages_in_parent", jn(m.pages[1])),
@@ -500,7 +510,9 @@ fn mem_json(m: &Mem) -> Vec<(&'static str, Json)> {
 fn service_json(m: &Option<Message>, table: &[(&str, &str, &str)]) -> Json {
     match m {
         None => Json::Null,
-        Some(m) => Json::Obj(table.iter().filter(|(f, _, _)| m.has(f)).map(|(f, _, _)| (f.to_string(), jn(u(m, f)))).collect()),
+        Some(m) => {
+            Json::Obj(table.iter().filter(|(f, _, _)| m.has(f)).map(|(f, _, _)| (f.to_string(), jn(u(m, f)))).collect())
+        }
     }
 }
 
@@ -610,7 +622,15 @@ impl Stats {
                         .collect(),
                 ),
             ),
-            ("ipc", Json::Obj(self.ipc.iter().map(|(k, n, x, what)| (k.to_string(), jo(vec![("count", jn(*n)), (*what, jn(*x))]))).collect())),
+            (
+                "ipc",
+                Json::Obj(
+                    self.ipc
+                        .iter()
+                        .map(|(k, n, x, what)| (k.to_string(), jo(vec![("count", jn(*n)), (*what, jn(*x))])))
+                        .collect(),
+                ),
+            ),
             ("timers", Json::Obj(self.timers.iter().map(|(k, n)| (k.to_string(), jn(*n))).collect())),
             ("dump_stats", service_json(&self.dump, DUMP_STATS)),
             ("restore_stats", service_json(&self.restore, RESTORE_STATS)),
@@ -706,7 +726,10 @@ impl Stats {
         kv(
             out,
             "shared memory objects",
-            format!("{} ({} pages present, {} in parent, {} lazy)", self.shmem.0, self.shmem.1[0], self.shmem.1[1], self.shmem.1[2]),
+            format!(
+                "{} ({} pages present, {} in parent, {} lazy)",
+                self.shmem.0, self.shmem.1[0], self.shmem.1[1], self.shmem.1[2]
+            ),
         )?;
 
         writeln!(out, "\nSockets")?;
@@ -735,7 +758,9 @@ impl Stats {
             kv(out, k, n)?;
         }
 
-        for (title, m, table) in [("stats-dump", &self.dump, DUMP_STATS), ("stats-restore", &self.restore, RESTORE_STATS)] {
+        for (title, m, table) in
+            [("stats-dump", &self.dump, DUMP_STATS), ("stats-restore", &self.restore, RESTORE_STATS)]
+        {
             let Some(m) = m else { continue };
             writeln!(out, "\nDump statistics ({title})")?;
             for (f, label, unit) in table {

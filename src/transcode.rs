@@ -55,7 +55,7 @@ pub fn decode<R: Read, W: Write>(input: R, output: W, opts: DecodeOptions) -> Re
     }
     out.end_array()?;
     out.end_object()?;
-    Ok(out.into_inner())
+    out.finish()
 }
 
 fn write_extra<R: Read, W: Write>(
@@ -90,8 +90,11 @@ fn write_extra<R: Read, W: Write>(
         ExtraSpec::GhostRaw => {
             out.raw("\"")?;
             let mut e = B64Lines::new();
-            rd.stream_to_end(|b| e.feed(out.get_mut(), b))?;
-            e.finish(out.get_mut())?;
+            rd.stream_to_end(|b| {
+                e.feed(out.buf(), b)?;
+                out.spill()
+            })?;
+            e.finish(out.buf())?;
             out.raw("\"")?;
         }
         ExtraSpec::Tcp(a, b) => {
@@ -131,8 +134,11 @@ fn write_extra<R: Read, W: Write>(
 fn stream_b64<R: Read, W: Write>(rd: &mut ImageReader<R>, out: &mut JsonOut<W>, n: u64) -> Result<()> {
     out.raw("\"")?;
     let mut e = B64Lines::new();
-    rd.stream_bytes(n, "payload", |b| e.feed(out.get_mut(), b))?;
-    e.finish(out.get_mut())?;
+    rd.stream_bytes(n, "payload", |b| {
+        e.feed(out.buf(), b)?;
+        out.spill()
+    })?;
+    e.finish(out.buf())?;
     out.raw("\"")
 }
 

@@ -60,6 +60,7 @@ pub fn ja(items: Vec<Json>) -> Json {
 pub fn write_json(out: &mut dyn Write, v: &Json) -> Result<()> {
     let mut j = JsonOut::new(&mut *out, true);
     crate::json::edit::write_value(&mut j, v)?;
+    j.finish()?;
     out.write_all(b"\n")?;
     Ok(())
 }
@@ -174,7 +175,10 @@ fn nums<'a>(m: &'a Message, f: &str) -> impl Iterator<Item = u64> + 'a {
 }
 
 fn sk_name(field: &str, v: u64) -> String {
-    maps::dict("sk", field).and_then(|d| pyfmt::dict_name(v as i128, d)).map(str::to_string).unwrap_or_else(|| v.to_string())
+    maps::dict("sk", field)
+        .and_then(|d| pyfmt::dict_name(v as i128, d))
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }
 
 // ---------------------------------------------------------------------------
@@ -352,7 +356,7 @@ pub fn open_flags(v: u64) -> String {
     }];
     let mut known = 3u64;
     for (name, mask) in maps::flag_map("rfile.flags").unwrap_or(&[]) {
-        let m = *mask as u64;
+        let m = *mask;
         known |= m;
         if m & 3 == 0 && v & m != 0 {
             parts.push(name.to_string());
@@ -409,12 +413,9 @@ pub fn ghost(ck: &Checkpoint, id: u32) -> Result<Ghost> {
     let mut rd = ck.reader(&name)?;
     let mut g = Ghost { id, mode: 0, size: 0, bytes: 0 };
     while let Some(it) = rd.next_item().map_err(|e| e.in_file(&name))? {
-        match it.role {
-            crate::image::Role::GhostFile => {
-                g.mode = u(&it.msg, "mode");
-                g.size = u(&it.msg, "size");
-            }
-            _ => {}
+        if it.role == crate::image::Role::GhostFile {
+            g.mode = u(&it.msg, "mode");
+            g.size = u(&it.msg, "size");
         }
         g.bytes += rd.skip_extra().map_err(|e| e.in_file(&name))?;
     }
@@ -482,7 +483,9 @@ impl FileCtx {
                 queued(self.fifos.get(&u(e, "pipe_id")))
             ),
             "UNIXSK" | "INETSK" | "PACKETSK" | "NETLINKSK" => match self.sockets.get(&f.id) {
-                Some(sk) => format!("socket:[{}] {}", sk.ino.map(|i| i.to_string()).unwrap_or_else(|| "?".into()), sk.summary()),
+                Some(sk) => {
+                    format!("socket:[{}] {}", sk.ino.map(|i| i.to_string()).unwrap_or_else(|| "?".into()), sk.summary())
+                }
                 None => "socket".into(),
             },
             "EVENTFD" => format!("anon_inode:[eventfd] count {}", u(e, "counter")),
@@ -601,7 +604,13 @@ pub fn files(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes, json: bool
                         "fds",
                         ja(fds
                             .iter()
-                            .map(|r| jo(vec![("pid", jn(r.pid as u64)), ("fd", jn(r.fd as u64)), ("cloexec", Json::Bool(r.cloexec))]))
+                            .map(|r| {
+                                jo(vec![
+                                    ("pid", jn(r.pid as u64)),
+                                    ("fd", jn(r.fd as u64)),
+                                    ("cloexec", Json::Bool(r.cloexec)),
+                                ])
+                            })
                             .collect()),
                     ),
                     ("uses", ja(us.iter().map(|x| jo(vec![("pid", jn(x.pid as u64)), ("as", js(x.what))])).collect())),
@@ -869,11 +878,17 @@ pub fn sockets(ck: &Checkpoint, notes: &mut Notes) -> Result<Vec<Sock>> {
                 let p = u(e, "protocol");
                 s.family = "NETLINK".into();
                 s.ty = "RAW".into();
-                s.proto = Some(NETLINK_PROTOS.iter().find(|x| x.0 == p).map(|x| x.1.to_string()).unwrap_or_else(|| p.to_string()));
+                s.proto = Some(
+                    NETLINK_PROTOS.iter().find(|x| x.0 == p).map(|x| x.1.to_string()).unwrap_or_else(|| p.to_string()),
+                );
                 s.state = sk_name("state", u(e, "state"));
                 let groups: Vec<u64> = nums(e, "groups").collect();
                 let g = groups.iter().map(|x| format!("{x:#x}")).collect::<Vec<_>>().join(",");
-                s.local = if groups.is_empty() { format!("portid {}", u(e, "portid")) } else { format!("portid {} groups {g}", u(e, "portid")) };
+                s.local = if groups.is_empty() {
+                    format!("portid {}", u(e, "portid"))
+                } else {
+                    format!("portid {} groups {g}", u(e, "portid"))
+                };
                 s.peer = format!("portid {} group {}", u(e, "dst_portid"), u(e, "dst_group"));
                 s.details = vec![
                     ("protocol", jn(p)),
@@ -915,7 +930,10 @@ pub fn sk(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes, json: bool) -
                     ("queued_packets", jn(s.packets)),
                     (
                         "owners",
-                        ja(s.owners.iter().map(|r| jo(vec![("pid", jn(r.pid as u64)), ("fd", jn(r.fd as u64))])).collect()),
+                        ja(s.owners
+                            .iter()
+                            .map(|r| jo(vec![("pid", jn(r.pid as u64)), ("fd", jn(r.fd as u64))]))
+                            .collect()),
                     ),
                 ];
                 m.extend(s.details.iter().cloned());
@@ -924,7 +942,8 @@ pub fn sk(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes, json: bool) -
             .collect();
         return write_json(out, &jo(vec![("sockets", ja(items))]));
     }
-    let mut t = Table::new(&["OWNER", "FAMILY", "TYPE", "PROTO", "STATE", ">RECV-Q", ">SEND-Q", ">INO", "LOCAL", "PEER"]);
+    let mut t =
+        Table::new(&["OWNER", "FAMILY", "TYPE", "PROTO", "STATE", ">RECV-Q", ">SEND-Q", ">INO", "LOCAL", "PEER"]);
     for s in &socks {
         let who = if s.owners.is_empty() {
             "-".to_string()
@@ -1047,6 +1066,9 @@ impl DumpedMem {
     }
 }
 
+/// NUL-separated strings read from memory, or why they could not be.
+pub type Strings = std::result::Result<Vec<Vec<u8>>, String>;
+
 /// Most bytes of command line or environment read from memory.
 pub const ARGS_MAX: u64 = 1 << 20;
 
@@ -1060,7 +1082,11 @@ fn strings(b: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// Command line and environment of a process, read from its dumped memory.
-pub fn args_env(ck: &Checkpoint, mm: &Message, pid: u32) -> (std::result::Result<Vec<Vec<u8>>, String>, std::result::Result<Vec<Vec<u8>>, String>) {
+pub fn args_env(
+    ck: &Checkpoint,
+    mm: &Message,
+    pid: u32,
+) -> (Strings, Strings) {
     let range = |a: &str, b: &str| {
         let (s, e) = (u(mm, a), u(mm, b));
         (s, e.max(s).min(s.saturating_add(ARGS_MAX)))
@@ -1100,8 +1126,8 @@ struct ProcView {
     info: TaskInfo,
     creds: Option<Message>,
     threads: Vec<(u32, String)>,
-    args: Option<std::result::Result<Vec<Vec<u8>>, String>>,
-    env: Option<std::result::Result<Vec<Vec<u8>>, String>>,
+    args: Option<Strings>,
+    env: Option<Strings>,
 }
 
 fn proc_views(ck: &Checkpoint, notes: &mut Notes) -> Result<Vec<ProcView>> {
@@ -1120,7 +1146,9 @@ fn proc_views(ck: &Checkpoint, notes: &mut Notes) -> Result<Vec<ProcView>> {
                 tcore.and_then(|t| t.str("comm")).map(|s| s.into_owned()).unwrap_or_else(|| info.comm.clone())
             } else {
                 match ck.core(tid) {
-                    Ok(c) => c.msg("thread_core").and_then(|t| t.str("comm")).map(|s| s.into_owned()).unwrap_or_default(),
+                    Ok(c) => {
+                        c.msg("thread_core").and_then(|t| t.str("comm")).map(|s| s.into_owned()).unwrap_or_default()
+                    }
                     Err(e) => {
                         notes.problems.push(format!("thread {tid} of task {pid}: {e}"));
                         "?".into()
@@ -1148,21 +1176,54 @@ fn proc_views(ck: &Checkpoint, notes: &mut Notes) -> Result<Vec<ProcView>> {
     Ok(v)
 }
 
-/// Children of each pid, in pstree order, and the roots (tasks whose
-/// parent is not in the tree).
-fn hierarchy<T>(items: &[T], pid: impl Fn(&T) -> u32, ppid: impl Fn(&T) -> u32) -> (Vec<usize>, HashMap<u32, Vec<usize>>) {
-    let pids: std::collections::HashSet<u32> = items.iter().map(&pid).collect();
-    let mut kids: HashMap<u32, Vec<usize>> = HashMap::new();
-    let mut roots = Vec::new();
+/// The forest of items by parent: the roots, and the children of each
+/// item (by index), in input order.  An item's parent is the first item
+/// with its parent's id; one whose parent is missing, itself, or part of a
+/// cycle is a root, so every item is shown exactly once.
+fn hierarchy<T>(items: &[T], id: impl Fn(&T) -> u32, parent: impl Fn(&T) -> u32) -> (Vec<usize>, Kids) {
+    let mut first: HashMap<u32, usize> = HashMap::new();
     for (i, t) in items.iter().enumerate() {
-        if ppid(t) != pid(t) && pids.contains(&ppid(t)) {
-            kids.entry(ppid(t)).or_default().push(i);
-        } else {
-            roots.push(i);
+        first.entry(id(t)).or_insert(i);
+    }
+    let mut up: Vec<Option<usize>> =
+        items.iter().enumerate().map(|(i, t)| first.get(&parent(t)).copied().filter(|&p| p != i)).collect();
+    // Break cycles: walk up from each item; a walk that comes back to an
+    // item already on it makes that item a root.
+    let mut state = vec![0u8; items.len()]; // 0 new, 1 on the current walk, 2 done
+    for start in 0..items.len() {
+        let mut path = Vec::new();
+        let mut cur = Some(start);
+        while let Some(c) = cur {
+            match state[c] {
+                2 => break,
+                1 => {
+                    up[c] = None;
+                    break;
+                }
+                _ => {
+                    state[c] = 1;
+                    path.push(c);
+                    cur = up[c];
+                }
+            }
+        }
+        for c in path {
+            state[c] = 2;
+        }
+    }
+    let mut kids: Kids = HashMap::new();
+    let mut roots = Vec::new();
+    for (i, p) in up.iter().enumerate() {
+        match p {
+            Some(p) => kids.entry(*p).or_default().push(i),
+            None => roots.push(i),
         }
     }
     (roots, kids)
 }
+
+/// Children by index.
+type Kids = HashMap<usize, Vec<usize>>;
 
 fn creds_json(c: &Message) -> Json {
     let f = |k: &str| jn(u(c, k));
@@ -1179,24 +1240,26 @@ fn creds_json(c: &Message) -> Json {
     ])
 }
 
-fn strs_json(v: &Option<std::result::Result<Vec<Vec<u8>>, String>>) -> Json {
+fn strs_json(v: &Option<Strings>) -> Json {
     match v {
         Some(Ok(list)) => ja(list.iter().map(|s| jb(s)).collect()),
         _ => Json::Null,
     }
 }
 
-fn proc_json(p: &ProcView, kids: &HashMap<u32, Vec<usize>>, all: &[ProcView], depth: usize) -> Json {
+fn proc_json(i: usize, kids: &Kids, all: &[ProcView], depth: usize) -> Json {
+    let p = &all[i];
     let t = &p.info.task;
     let tc = p.info.core.as_ref().and_then(|c| c.msg("tc"));
-    let err = |v: &Option<std::result::Result<Vec<Vec<u8>>, String>>| match v {
+    let err = |v: &Option<Strings>| match v {
         Some(Err(e)) => js(e),
         _ => Json::Null,
     };
     let children = if depth > 4096 {
         Vec::new()
     } else {
-        kids.get(&t.pid).map(|ks| ks.iter().map(|&k| proc_json(&all[k], kids, all, depth + 1)).collect()).unwrap_or_default()
+        kids.get(&i).map(|ks| ks.iter().map(|&k| proc_json(k, kids, all, depth + 1)).collect())
+            .unwrap_or_default()
     };
     jo(vec![
         ("pid", jn(t.pid as u64)),
@@ -1224,13 +1287,13 @@ pub fn tree(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes, json: bool)
     let procs = proc_views(ck, notes)?;
     let (roots, kids) = hierarchy(&procs, |p| p.info.task.pid, |p| p.info.task.ppid);
     if json {
-        let items = roots.iter().map(|&r| proc_json(&procs[r], &kids, &procs, 0)).collect();
+        let items = roots.iter().map(|&r| proc_json(r, &kids, &procs, 0)).collect();
         return write_json(out, &jo(vec![("processes", ja(items))]));
     }
     fn show(
         out: &mut dyn Write,
         procs: &[ProcView],
-        kids: &HashMap<u32, Vec<usize>>,
+        kids: &Kids,
         i: usize,
         lead: &str,
         branch: &str,
@@ -1267,14 +1330,18 @@ pub fn tree(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes, json: bool)
                 _ => "",
             }
         );
-        let has_kids = kids.get(&t.pid).is_some_and(|k| !k.is_empty());
+        let has_kids = kids.get(&i).is_some_and(|k| !k.is_empty());
         let body = format!("{child_lead}{}", if has_kids { "│  " } else { "   " });
-        let strs = |v: &Option<std::result::Result<Vec<Vec<u8>>, String>>| -> Option<std::result::Result<Vec<String>, String>> {
+        let strs = |v: &Option<Strings>| -> Option<std::result::Result<Vec<String>, String>> {
             v.as_ref().map(|r| r.as_ref().map(|l| l.iter().map(|a| printable(a)).collect()).map_err(Clone::clone))
         };
         if let Some(a) = &p.args {
             match a {
-                Ok(list) => writeln!(out, "{body}cmdline  {}", list.iter().map(|x| shell_word(x)).collect::<Vec<_>>().join(" "))?,
+                Ok(list) => writeln!(
+                    out,
+                    "{body}cmdline  {}",
+                    list.iter().map(|x| shell_word(x)).collect::<Vec<_>>().join(" ")
+                )?,
                 Err(e) => writeln!(out, "{body}cmdline  ({e})")?,
             }
         }
@@ -1296,7 +1363,7 @@ pub fn tree(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes, json: bool)
         if depth > 4096 {
             return Ok(());
         }
-        if let Some(ks) = kids.get(&t.pid) {
+        if let Some(ks) = kids.get(&i) {
             for (n, &k) in ks.iter().enumerate() {
                 let b = if n + 1 == ks.len() { "└─ " } else { "├─ " };
                 show(out, procs, kids, k, &child_lead, b, depth + 1)?;
@@ -1386,8 +1453,11 @@ fn fstype_name(m: &Message) -> String {
     FSTYPES.iter().find(|x| x.0 == n).map(|x| x.1.to_string()).unwrap_or_else(|| format!("fstype {n}"))
 }
 
-/// The mount namespaces of the checkpoint: `(ns id, image name, entries)`.
-pub fn mount_namespaces(ck: &Checkpoint) -> Result<Vec<(u64, String, std::rc::Rc<Vec<Message>>)>> {
+/// A mount namespace: its id, its image and the image's entries.
+pub type MountNs = (u64, String, std::rc::Rc<Vec<Message>>);
+
+/// The mount namespaces of the checkpoint.
+pub fn mount_namespaces(ck: &Checkpoint) -> Result<Vec<MountNs>> {
     let mut v = Vec::new();
     for name in ck.source().names()? {
         let Some(id) = name.strip_prefix("mountpoints-").and_then(|r| r.strip_suffix(".img")) else { continue };
@@ -1398,11 +1468,13 @@ pub fn mount_namespaces(ck: &Checkpoint) -> Result<Vec<(u64, String, std::rc::Rc
     Ok(v)
 }
 
-fn mount_json(m: &Message, kids: &HashMap<u32, Vec<usize>>, all: &[Message], depth: usize) -> Json {
+fn mount_json(i: usize, kids: &Kids, all: &[Message], depth: usize) -> Json {
+    let m = &all[i];
     let children = if depth > 4096 {
         Vec::new()
     } else {
-        kids.get(&(u(m, "mnt_id") as u32)).map(|ks| ks.iter().map(|&k| mount_json(&all[k], kids, all, depth + 1)).collect()).unwrap_or_default()
+        kids.get(&i).map(|ks| ks.iter().map(|&k| mount_json(k, kids, all, depth + 1)).collect())
+            .unwrap_or_default()
     };
     let opt_str = |f: &str| if m.has(f) { jb(bytes(m, f)) } else { Json::Null };
     jo(vec![
@@ -1418,7 +1490,10 @@ fn mount_json(m: &Message, kids: &HashMap<u32, Vec<usize>>, all: &[Message], dep
         ("sb_flags", jopt(m.u64("sb_flags"))),
         ("shared_id", jopt(m.u64("shared_id").filter(|&x| x != 0))),
         ("master_id", jopt(m.u64("master_id").filter(|&x| x != 0))),
-        ("external", if m.bool("ext_mount") == Some(true) || m.has("ext_key") { Json::Bool(true) } else { Json::Bool(false) }),
+        (
+            "external",
+            if m.bool("ext_mount") == Some(true) || m.has("ext_key") { Json::Bool(true) } else { Json::Bool(false) },
+        ),
         ("ext_key", opt_str("ext_key")),
         ("deleted", Json::Bool(m.bool("deleted") == Some(true))),
         ("children", ja(children)),
@@ -1450,13 +1525,21 @@ pub fn mounts(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes, json: boo
                 ("ns_id", jn(*id)),
                 ("image", js(name)),
                 ("pids", ja(pids.iter().map(|p| jn(*p as u64)).collect())),
-                ("mounts", ja(roots.iter().map(|&r| mount_json(&entries[r], &kids, entries, 0)).collect())),
+                ("mounts", ja(roots.iter().map(|&r| mount_json(r, &kids, entries, 0)).collect())),
             ]));
             continue;
         }
         let ps = pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
         writeln!(out, "mount namespace {id} ({name}; tasks {})", if ps.is_empty() { "-".into() } else { ps })?;
-        fn show(out: &mut dyn Write, all: &[Message], kids: &HashMap<u32, Vec<usize>>, i: usize, lead: &str, branch: &str, depth: usize) -> Result<()> {
+        fn show(
+            out: &mut dyn Write,
+            all: &[Message],
+            kids: &Kids,
+            i: usize,
+            lead: &str,
+            branch: &str,
+            depth: usize,
+        ) -> Result<()> {
             let m = &all[i];
             let mut s = format!(
                 "{lead}{branch}{} {} {} {} {}",
@@ -1499,7 +1582,7 @@ pub fn mounts(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes, json: boo
                     _ => "",
                 }
             );
-            if let Some(ks) = kids.get(&(u(m, "mnt_id") as u32)) {
+            if let Some(ks) = kids.get(&i) {
                 for (n, &k) in ks.iter().enumerate() {
                     let b = if n + 1 == ks.len() { "└─ " } else { "├─ " };
                     show(out, all, kids, k, &child_lead, b, depth + 1)?;
@@ -1562,7 +1645,12 @@ pub fn vma_kind(status: u64, flags: u64) -> &'static str {
 }
 
 fn prot_text(p: u64) -> String {
-    format!("{}{}{}", if p & 1 != 0 { 'r' } else { '-' }, if p & 2 != 0 { 'w' } else { '-' }, if p & 4 != 0 { 'x' } else { '-' })
+    format!(
+        "{}{}{}",
+        if p & 1 != 0 { 'r' } else { '-' },
+        if p & 2 != 0 { 'w' } else { '-' },
+        if p & 4 != 0 { 'x' } else { '-' }
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -1610,7 +1698,13 @@ pub fn fds_json(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes) -> Resu
                     .map(|fd| {
                         jo(vec![
                             ("fd", jn(u(fd, "fd"))),
-                            ("type", js(fd.enum_name("type").map(str::to_string).unwrap_or_else(|| u(fd, "type").to_string()))),
+                            (
+                                "type",
+                                js(fd
+                                    .enum_name("type")
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| u(fd, "type").to_string())),
+                            ),
                             ("id", jn(u(fd, "id"))),
                             ("name", name(u(fd, "id"))),
                         ])
@@ -1669,7 +1763,14 @@ pub fn mems_json(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes) -> Res
                     .map(|v| {
                         let mut f = vma_json(v);
                         let st = u(v, "status");
-                        f.push(("file", if st & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) != 0 { file(u(v, "shmid")) } else { Json::Null }));
+                        f.push((
+                            "file",
+                            if st & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) != 0 {
+                                file(u(v, "shmid"))
+                            } else {
+                                Json::Null
+                            },
+                        ));
                         jo(f)
                     })
                     .collect()),
@@ -1681,7 +1782,11 @@ pub fn mems_json(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes) -> Res
 
 /// Names of pagemap flags.
 pub fn pagemap_flag_names(f: u64) -> Vec<Json> {
-    [(PE_PARENT, "parent"), (PE_LAZY, "lazy"), (PE_PRESENT, "present")].iter().filter(|(m, _)| f & m != 0).map(|(_, n)| js(n)).collect()
+    [(PE_PARENT, "parent"), (PE_LAZY, "lazy"), (PE_PRESENT, "present")]
+        .iter()
+        .filter(|(m, _)| f & m != 0)
+        .map(|(_, n)| js(n))
+        .collect()
 }
 
 /// `x rss --json`.
@@ -1738,6 +1843,23 @@ mod tests {
         assert_eq!(printable(b"a\tb\xff"), "a\\x09b\\xff");
         assert_eq!(shell_word(b"a b"), "'a b'");
         assert_eq!(strings(b"a\0bc\0"), vec![b"a".to_vec(), b"bc".to_vec()]);
+    }
+
+    #[test]
+    fn hierarchy_shows_every_item_once() {
+        // (id, parent): 1 is the root; 5 and 7 are each other's parent;
+        // 9 is its own parent; 3 has a parent that is not there; 5 twice.
+        let items = [(1, 0), (2, 1), (5, 7), (7, 5), (9, 9), (3, 42), (5, 2), (4, 5)];
+        let (roots, kids) = hierarchy(&items, |t| t.0, |t| t.1);
+        let mut seen = vec![0; items.len()];
+        let mut stack = roots.clone();
+        while let Some(i) = stack.pop() {
+            seen[i] += 1;
+            stack.extend(kids.get(&i).cloned().unwrap_or_default());
+        }
+        assert_eq!(seen, vec![1; items.len()]);
+        assert!(roots.contains(&0) && roots.contains(&4) && roots.contains(&5));
+        assert_eq!(roots.len(), 4);
     }
 
     #[test]

@@ -69,13 +69,14 @@ impl Message {
         self.ty.desc().field_by_name(name).map(|(_, f)| f)
     }
 
-    /// First value of a field, by name.
+    /// Value of a field, by name: the first of a repeated field; the last
+    /// of a singular field seen more than once (protobuf's rule, and what
+    /// the JSON shows).
     pub fn get(&self, name: &str) -> Option<&Value> {
         let f = self.field_desc(name)?;
-        self.fields
-            .iter()
-            .find(|(n, v)| *n == f.number && !matches!(v, Value::Unknown(_)))
-            .map(|(_, v)| v)
+        let is = |(n, v): &&(u32, Value)| *n == f.number && !matches!(v, Value::Unknown(_));
+        let found = if f.label == Label::Repeated { self.fields.iter().find(is) } else { self.fields.iter().rfind(is) };
+        found.map(|(_, v)| v)
     }
 
     /// Mutable first value of a field, by name.
@@ -373,7 +374,8 @@ fn decode_message(ty: MsgId, buf: &[u8], depth: usize) -> Result<Message> {
         return Err(Error::malformed("messages nested too deeply"));
     }
     let desc = ty.desc();
-    let mut fields: Vec<(u32, Value)> = Vec::new();
+    // Most fields take 2 to 10 bytes on the wire: size the list once.
+    let mut fields: Vec<(u32, Value)> = Vec::with_capacity((buf.len() / 3).min(desc.fields.len() + 4));
     let mut pos = 0usize;
     let mut sorted = true;
     let mut last = 0u32;

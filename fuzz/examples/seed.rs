@@ -71,6 +71,52 @@ fn main() {
         }
         if files.iter().any(|(n, _)| n == "pstree.img") {
             put(&out, "x", &tag, &join_dir(&files));
+            put(&out, "views", &tag, &join_dir(&files));
+        }
+        if tag == "criu41-pipes" {
+            archives(&out, &dir);
         }
     }
+    // Requests as CRIU sends them to the image streamer, and --set edits.
+    let mut reqs = vec![0u8];
+    for name in ["inventory.img", "pstree.img", "pages-1.img"] {
+        let mut m = crit::wire::Message::new(crit::schema::msg::IMG_STREAMER_REQUEST_ENTRY);
+        m.set("filename", crit::wire::Value::Str(name.as_bytes().to_vec())).expect("filename field");
+        let b = m.to_bytes();
+        reqs.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        reqs.extend_from_slice(&b);
+    }
+    put(&out, "stream", "requests", &reqs);
+    for (i, set) in ["pstree.img:entries.0.pid=7", "core-1.img:entries.0.tc.comm=\"x\"", "pstree.img:entries.1={}"].iter().enumerate() {
+        put(&out, "stream", &format!("set-{i}"), &[b"\x01", set.as_bytes()].concat());
+    }
+}
+
+/// A container checkpoint archive of a fixture: images under checkpoint/,
+/// plain, gzip and zstd.
+fn archives(out: &Path, dir: &Path) {
+    let tmp = std::env::temp_dir().join(format!("crit-seed-{}", std::process::id()));
+    let ck = tmp.join("checkpoint");
+    fs::create_dir_all(&ck).expect("scratch");
+    for e in fs::read_dir(dir).expect("fixture").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("pages-") && !name.ends_with(".md") {
+            let _ = fs::copy(e.path(), ck.join(&name));
+        }
+    }
+    let _ = fs::write(tmp.join("config.dump"), b"{}");
+    for (flag, ext) in [("", "tar"), ("-z", "tar.gz"), ("--zstd", "tar.zst")] {
+        let file = tmp.join(format!("a.{ext}"));
+        let mut cmd = std::process::Command::new("tar");
+        cmd.arg("-C").arg(&tmp).arg("-cf").arg(&file);
+        if !flag.is_empty() {
+            cmd.arg(flag);
+        }
+        if cmd.arg("checkpoint").arg("config.dump").status().is_ok_and(|s| s.success()) {
+            if let Ok(d) = fs::read(&file) {
+                put(out, "archive", ext, &d);
+            }
+        }
+    }
+    let _ = fs::remove_dir_all(&tmp);
 }

@@ -11,7 +11,10 @@ use super::{describe, Failure};
 
 /// Open `dir` and run one view on it.  The view's output goes to stdout;
 /// problems it noted go to stderr after it, with exit status 1.
-pub fn run(dir: &Path, view: impl FnOnce(&Checkpoint, &mut dyn Write, &mut Notes) -> crit::Result<()>) -> Result<(), Failure> {
+pub fn run(
+    dir: &Path,
+    view: impl FnOnce(&Checkpoint, &mut dyn Write, &mut Notes) -> crit::Result<()>,
+) -> Result<(), Failure> {
     let ck = Checkpoint::open(dir).map_err(|e| describe(&e, None))?;
     let mut notes = Notes::default();
     let stdout = io::stdout();

@@ -48,7 +48,7 @@ pub fn write_value<W: Write>(out: &mut JsonOut<W>, v: &Json) -> Result<()> {
 pub fn to_vec(v: &Json) -> Vec<u8> {
     let mut out = JsonOut::new(Vec::new(), false);
     let _ = write_value(&mut out, v);
-    out.into_inner()
+    out.finish().unwrap_or_default()
 }
 
 /// One step of a path: an object key or a list index.

@@ -55,20 +55,23 @@ pub fn write_fields<W: Write>(out: &mut JsonOut<W>, m: &Message, style: Style, h
             continue;
         };
         let f = &desc.fields[fi];
-        let mut known: Vec<&Value> = Vec::with_capacity(group.len());
+        let mut n_known = 0usize;
+        let mut last: Option<&Value> = None;
         for (n, v) in group {
             match v {
                 Value::Unknown(u) => unknown.push((*n, u)),
-                v => known.push(v),
+                v => {
+                    n_known += 1;
+                    last = Some(v);
+                }
             }
         }
-        if known.is_empty() {
-            continue;
-        }
-        out.key(f.name)?;
+        let Some(last) = last else { continue };
+        let known = group.iter().map(|(_, v)| v).filter(|v| !matches!(v, Value::Unknown(_)));
+        out.key_ident(f.name)?;
         if f.label == Label::Repeated {
-            if style.nice && f.opts.ipadd {
-                if let Some(addr) = ip_text(&known) {
+            if style.nice && f.opts.ipadd && (n_known == 1 || n_known == 4) {
+                if let Some(addr) = ip_text(known.clone()) {
                     out.begin_array()?;
                     out.elem()?;
                     out.write_str(addr.as_bytes())?;
@@ -84,8 +87,7 @@ pub fn write_fields<W: Write>(out: &mut JsonOut<W>, m: &Message, style: Style, h
             out.end_array()?;
         } else {
             // A singular field seen more than once: the last one counts.
-            let v = known[known.len() - 1];
-            write_value(out, f, v, style, hex)?;
+            write_value(out, f, last, style, hex)?;
         }
     }
     if !unknown.is_empty() {
@@ -132,13 +134,13 @@ pub fn write_message<W: Write>(out: &mut JsonOut<W>, m: &Message, style: Style, 
 pub fn write_b64<W: Write>(out: &mut JsonOut<W>, data: &[u8]) -> Result<()> {
     out.raw("\"")?;
     let mut e = B64Lines::new();
-    e.feed(out.get_mut(), data)?;
-    e.finish(out.get_mut())?;
+    e.feed(out.buf(), data)?;
+    e.finish(out.buf())?;
     out.raw("\"")
 }
 
-fn ip_text(vals: &[&Value]) -> Option<String> {
-    let words: Option<Vec<u32>> = vals.iter().map(|v| v.as_u64().and_then(|x| u32::try_from(x).ok())).collect();
+fn ip_text<'a>(vals: impl Iterator<Item = &'a Value>) -> Option<String> {
+    let words: Option<Vec<u32>> = vals.map(|v| v.as_u64().and_then(|x| u32::try_from(x).ok())).collect();
     let words = words?;
     match words.len() {
         1 => Some(pyfmt::ipv4(words[0])),

@@ -12,12 +12,24 @@ use std::io::Write;
 
 use crate::error::Result;
 
-/// The writer.
+/// The writer.  Output is gathered in a buffer and written in blocks, so
+/// the many small pieces of a document cost no system call or dynamic
+/// dispatch each; the buffer is flushed by [`JsonOut::finish`] (or, best
+/// effort, when the writer is dropped).
 pub struct JsonOut<W: Write> {
-    w: W,
+    w: Option<W>,
+    buf: Vec<u8>,
     pretty: bool,
     /// One entry per open container: whether it has members yet.
     stack: Vec<bool>,
+}
+
+const BLOCK: usize = 1 << 16;
+
+impl<W: Write> Drop for JsonOut<W> {
+    fn drop(&mut self) {
+        let _ = self.flush_buf();
+    }
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -25,7 +37,34 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 impl<W: Write> JsonOut<W> {
     /// A writer; `pretty` selects `indent=4`.
     pub fn new(w: W, pretty: bool) -> Self {
-        JsonOut { w, pretty, stack: Vec::with_capacity(16) }
+        JsonOut { w: Some(w), buf: Vec::with_capacity(BLOCK + 4096), pretty, stack: Vec::with_capacity(16) }
+    }
+
+    fn flush_buf(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            if let Some(w) = self.w.as_mut() {
+                w.write_all(&self.buf)?;
+            }
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Write the buffer out once it holds a block.
+    pub fn spill(&mut self) -> Result<()> {
+        if self.buf.len() >= BLOCK {
+            self.flush_buf()?;
+        }
+        Ok(())
+    }
+
+    /// Flush everything and give the writer back.
+    pub fn finish(mut self) -> Result<W> {
+        self.flush_buf()?;
+        if let Some(w) = self.w.as_mut() {
+            w.flush()?;
+        }
+        self.w.take().ok_or_else(|| crate::error::Error::other("writer already taken"))
     }
 
     /// Whether this writer indents.
@@ -33,20 +72,16 @@ impl<W: Write> JsonOut<W> {
         self.pretty
     }
 
-    /// The underlying writer.
-    pub fn into_inner(self) -> W {
-        self.w
-    }
-
-    /// The underlying writer, borrowed.
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.w
+    /// The output buffer, for raw text that is already escaped (call
+    /// [`JsonOut::spill`] now and then when writing much).
+    pub fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
     }
 
     fn newline_indent(&mut self, depth: usize) -> Result<()> {
-        self.w.write_all(b"\n")?;
+        self.buf.push(b'\n');
         for _ in 0..depth {
-            self.w.write_all(b"    ")?;
+            self.buf.extend_from_slice(b"    ");
         }
         Ok(())
     }
@@ -58,19 +93,22 @@ impl<W: Write> JsonOut<W> {
         let had = *top;
         *top = true;
         if had {
-            self.w.write_all(b",")?;
+            self.buf.push(b',');
         }
         if self.pretty {
             self.newline_indent(depth)?;
         } else if had {
-            self.w.write_all(b" ")?;
+            self.buf.push(b' ');
+        }
+        if self.buf.len() >= BLOCK {
+            self.flush_buf()?;
         }
         Ok(())
     }
 
     /// Open an object (as a value: call `key` or `elem` first if nested).
     pub fn begin_object(&mut self) -> Result<()> {
-        self.w.write_all(b"{")?;
+        self.buf.push(b'{');
         self.stack.push(false);
         Ok(())
     }
@@ -82,7 +120,7 @@ impl<W: Write> JsonOut<W> {
 
     /// Open an array.
     pub fn begin_array(&mut self) -> Result<()> {
-        self.w.write_all(b"[")?;
+        self.buf.push(b'[');
         self.stack.push(false);
         Ok(())
     }
@@ -98,7 +136,16 @@ impl<W: Write> JsonOut<W> {
             let depth = self.stack.len();
             self.newline_indent(depth)?;
         }
-        self.w.write_all(close)?;
+        self.buf.extend_from_slice(close);
+        Ok(())
+    }
+
+    /// Start a member whose key needs no escaping (a schema field name).
+    pub fn key_ident(&mut self, k: &str) -> Result<()> {
+        self.sep()?;
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(k.as_bytes());
+        self.buf.extend_from_slice(b"\": ");
         Ok(())
     }
 
@@ -106,7 +153,7 @@ impl<W: Write> JsonOut<W> {
     pub fn key(&mut self, k: &str) -> Result<()> {
         self.sep()?;
         self.write_str(k.as_bytes())?;
-        self.w.write_all(b": ")?;
+        self.buf.extend_from_slice(b": ");
         Ok(())
     }
 
@@ -117,7 +164,7 @@ impl<W: Write> JsonOut<W> {
 
     /// A literal token (a number, `true`, `null`).
     pub fn raw(&mut self, s: &str) -> Result<()> {
-        self.w.write_all(s.as_bytes())?;
+        self.buf.extend_from_slice(s.as_bytes());
         Ok(())
     }
 
@@ -125,15 +172,15 @@ impl<W: Write> JsonOut<W> {
     pub fn int(&mut self, v: impl itoa_like::Int) -> Result<()> {
         let mut buf = [0u8; 48];
         let s = v.fmt(&mut buf);
-        self.w.write_all(s)?;
+        self.buf.extend_from_slice(s);
         Ok(())
     }
 
     /// A string from bytes (UTF-8; other bytes as `\udcXX`).
     pub fn write_str(&mut self, s: &[u8]) -> Result<()> {
-        self.w.write_all(b"\"")?;
+        self.buf.push(b'"');
         self.str_body(s)?;
-        self.w.write_all(b"\"")?;
+        self.buf.push(b'"');
         Ok(())
     }
 
@@ -144,19 +191,19 @@ impl<W: Write> JsonOut<W> {
             // Fast path: a run of printable ASCII that needs no escape.
             let run = rest.iter().position(|&b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\').unwrap_or(rest.len());
             if run > 0 {
-                self.w.write_all(&rest[..run])?;
+                self.buf.extend_from_slice(&rest[..run]);
                 rest = &rest[run..];
                 continue;
             }
             let b = rest[0];
             match b {
-                b'"' => self.w.write_all(b"\\\"")?,
-                b'\\' => self.w.write_all(b"\\\\")?,
-                b'\n' => self.w.write_all(b"\\n")?,
-                b'\r' => self.w.write_all(b"\\r")?,
-                b'\t' => self.w.write_all(b"\\t")?,
-                0x08 => self.w.write_all(b"\\b")?,
-                0x0c => self.w.write_all(b"\\f")?,
+                b'"' => self.buf.extend_from_slice(b"\\\""),
+                b'\\' => self.buf.extend_from_slice(b"\\\\"),
+                b'\n' => self.buf.extend_from_slice(b"\\n"),
+                b'\r' => self.buf.extend_from_slice(b"\\r"),
+                b'\t' => self.buf.extend_from_slice(b"\\t"),
+                0x08 => self.buf.extend_from_slice(b"\\b"),
+                0x0c => self.buf.extend_from_slice(b"\\f"),
                 0..=0x7f => self.u_escape(b as u32)?,
                 _ => {
                     // Decode one UTF-8 sequence, or escape one bad byte.
@@ -192,7 +239,7 @@ impl<W: Write> JsonOut<W> {
             HEX[(c >> 4 & 15) as usize],
             HEX[(c & 15) as usize],
         ];
-        self.w.write_all(&buf)?;
+        self.buf.extend_from_slice(&buf);
         Ok(())
     }
 }
@@ -224,19 +271,55 @@ pub mod itoa_like {
         fn fmt(self, buf: &mut [u8; 48]) -> &[u8];
     }
 
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+    /// Digits of `v`, right-aligned in `buf`; returns the start.
+    fn digits(mut v: u64, buf: &mut [u8; 48]) -> usize {
+        let mut i = buf.len();
+        while v >= 100 {
+            let d = (v % 100) as usize * 2;
+            v /= 100;
+            i -= 2;
+            buf[i] = PAIRS[d];
+            buf[i + 1] = PAIRS[d + 1];
+        }
+        if v >= 10 {
+            let d = v as usize * 2;
+            i -= 2;
+            buf[i] = PAIRS[d];
+            buf[i + 1] = PAIRS[d + 1];
+        } else {
+            i -= 1;
+            buf[i] = b'0' + v as u8;
+        }
+        i
+    }
+
     macro_rules! impl_int {
         ($($t:ty),*) => {$(
             impl Int for $t {
                 fn fmt(self, buf: &mut [u8; 48]) -> &[u8] {
-                    let neg = (self as i128) < 0;
-                    let mut v = (self as i128).unsigned_abs();
-                    let mut i = buf.len();
-                    loop {
-                        i -= 1;
-                        buf[i] = b'0' + (v % 10) as u8;
-                        v /= 10;
-                        if v == 0 { break; }
-                    }
+                    let v = self as i128;
+                    let neg = v < 0;
+                    let mag = v.unsigned_abs();
+                    let mut i = if mag <= u64::MAX as u128 {
+                        digits(mag as u64, buf)
+                    } else {
+                        // Beyond 64 bits (never in an image): the slow way.
+                        let mut m = mag;
+                        let mut i = buf.len();
+                        loop {
+                            i -= 1;
+                            buf[i] = b'0' + (m % 10) as u8;
+                            m /= 10;
+                            if m == 0 { break; }
+                        }
+                        i
+                    };
                     if neg { i -= 1; buf[i] = b'-'; }
                     &buf[i..]
                 }
@@ -337,6 +420,7 @@ mod tests {
         let mut v = Vec::new();
         let mut o = JsonOut::new(&mut v, pretty);
         f(&mut o).unwrap();
+        o.finish().unwrap();
         String::from_utf8(v).unwrap()
     }
 

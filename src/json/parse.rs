@@ -6,7 +6,7 @@
 //! Integers are exact (`i128`), strings are bytes: `\udc80`–`\udcff` lone
 //! surrogates turn back into the raw bytes they stand for.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -68,53 +68,78 @@ impl Json {
     }
 }
 
-/// The reader.
+/// The reader.  It keeps its own block buffer: the hot paths (white
+/// space, plain string runs, digits) work on the buffered bytes directly.
 pub struct Parser<R: Read> {
-    r: BufReader<R>,
+    r: R,
+    buf: Box<[u8]>,
+    /// Next byte to read in `buf`.
+    at: usize,
+    /// Bytes of `buf` filled.
+    len: usize,
     line: u64,
-    col: u64,
-    /// Bytes consumed (for "did anything parse yet").
-    pos: u64,
+    /// Position (in `pos` terms) where the current line starts.
+    line_start: u64,
+    /// Bytes consumed before `buf[0]`.
+    base: u64,
 }
 
 impl<R: Read> Parser<R> {
     /// A parser over a reader.
     pub fn new(r: R) -> Self {
-        Parser { r: BufReader::with_capacity(1 << 16, r), line: 1, col: 1, pos: 0 }
+        Parser { r, buf: vec![0u8; 1 << 16].into_boxed_slice(), at: 0, len: 0, line: 1, line_start: 0, base: 0 }
     }
 
     /// Bytes consumed so far.
     pub fn position(&self) -> u64 {
-        self.pos
+        self.base + self.at as u64
     }
 
     /// An error at the current position.
     pub fn error(&self, msg: impl Into<String>) -> Error {
         let mut e = Error::new(ErrorKind::Json(msg.into()));
-        e.loc.line_col = Some((self.line, self.col));
+        e.loc.line_col = Some((self.line, self.position() - self.line_start + 1));
         e
     }
 
-    fn peek(&mut self) -> Result<Option<u8>> {
+    /// Refill the buffer when it is used up; false at the end of the input.
+    #[inline]
+    fn fill(&mut self) -> Result<bool> {
+        if self.at < self.len {
+            return Ok(true);
+        }
+        self.base += self.len as u64;
+        self.at = 0;
+        self.len = 0;
         loop {
-            match self.r.fill_buf() {
-                Ok(b) => return Ok(b.first().copied()),
+            match self.r.read(&mut self.buf) {
+                Ok(n) => {
+                    self.len = n;
+                    return Ok(n > 0);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             }
         }
     }
 
+    #[inline]
+    fn peek(&mut self) -> Result<Option<u8>> {
+        if self.at < self.len || self.fill()? {
+            Ok(Some(self.buf[self.at]))
+        } else {
+            Ok(None)
+        }
+    }
+
+    #[inline]
     fn bump(&mut self) -> Result<Option<u8>> {
         let b = self.peek()?;
         if let Some(c) = b {
-            self.r.consume(1);
-            self.pos += 1;
+            self.at += 1;
             if c == b'\n' {
                 self.line += 1;
-                self.col = 1;
-            } else {
-                self.col += 1;
+                self.line_start = self.position();
             }
         }
         Ok(b)
@@ -123,11 +148,19 @@ impl<R: Read> Parser<R> {
     /// Skip white space; the next byte, not consumed.
     pub fn skip_ws(&mut self) -> Result<Option<u8>> {
         loop {
-            match self.peek()? {
-                Some(b' ' | b'\t' | b'\n' | b'\r') => {
-                    self.bump()?;
+            while self.at < self.len {
+                match self.buf[self.at] {
+                    b' ' | b'\t' | b'\r' => self.at += 1,
+                    b'\n' => {
+                        self.at += 1;
+                        self.line += 1;
+                        self.line_start = self.position();
+                    }
+                    other => return Ok(Some(other)),
                 }
-                other => return Ok(other),
+            }
+            if !self.fill()? {
+                return Ok(None);
             }
         }
     }
@@ -229,7 +262,10 @@ impl<R: Read> Parser<R> {
         }
         let k = self.string()?;
         self.expect(b':', "':'")?;
-        Ok(String::from_utf8_lossy(&k).into_owned())
+        Ok(match String::from_utf8(k) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
     }
 
     fn word(&mut self, w: &str, v: Json) -> Result<Json> {
@@ -242,6 +278,23 @@ impl<R: Read> Parser<R> {
     }
 
     fn number(&mut self) -> Result<Json> {
+        // Fast path: a plain integer that fits in 64 bits, all in the buffer.
+        {
+            let b = &self.buf[self.at..self.len];
+            let neg = b.first() == Some(&b'-');
+            let d = &b[neg as usize..];
+            let n = d.iter().take_while(|c| c.is_ascii_digit()).count();
+            let end = neg as usize + n;
+            let terminated = b.get(end).is_some_and(|c| !matches!(c, b'.' | b'e' | b'E' | b'+' | b'-' | b'0'..=b'9'));
+            if n > 0 && n <= 18 && terminated && !(n > 1 && d[0] == b'0') {
+                let mut v: i64 = 0;
+                for &c in &d[..n] {
+                    v = v * 10 + (c - b'0') as i64;
+                }
+                self.at += end;
+                return Ok(Json::Int(if neg { -(v as i128) } else { v as i128 }));
+            }
+        }
         let mut s = String::new();
         if self.peek()? == Some(b'-') {
             s.push('-');
@@ -297,22 +350,14 @@ impl<R: Read> Parser<R> {
         let mut seg = 0usize;
         loop {
             // Copy a run of plain bytes straight from the buffer.
-            let buf = loop {
-                match self.r.fill_buf() {
-                    Ok(b) => break b,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            };
-            if buf.is_empty() {
+            if !self.fill()? {
                 return Err(self.error("unterminated string"));
             }
+            let buf = &self.buf[self.at..self.len];
             let run = buf.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(buf.len());
             if run > 0 {
                 out.extend_from_slice(&buf[..run]);
-                self.r.consume(run);
-                self.pos += run as u64;
-                self.col += run as u64;
+                self.at += run;
                 continue;
             }
             let c = self.bump()?.unwrap_or(0);
@@ -364,7 +409,8 @@ impl<R: Read> Parser<R> {
                                 out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
                             }
                         }
-                        _ => return Err(self.error(format!("invalid escape \\{}", e as char))),
+                        // Escaped, so that the message stays on one line.
+                        _ => return Err(self.error(format!("invalid escape \\{}", (e as char).escape_default()))),
                     }
                     seg = out.len();
                 }

@@ -163,6 +163,7 @@ pub fn list(mem: &Memory, filter: &Filter, json: bool, out: &mut dyn Write) -> R
         }
         j.end_array()?;
         j.end_object()?;
+        j.finish()?;
         out.write_all(b"\n")?;
         return Ok(());
     }
@@ -478,6 +479,7 @@ pub fn print_match(out: &mut dyn Write, m: &Match, v: &Vma, json: bool) -> Resul
             j.write_str(escaped(b).as_bytes())?;
         }
         j.end_object()?;
+        j.finish()?;
         out.write_all(b"\n")?;
     } else {
         let name = if v.name.is_empty() { String::new() } else { format!(" {}", v.name) };

@@ -59,8 +59,11 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
     u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
 }
 
-/// The program headers and notes (owner, type, desc) of a core.
-pub fn parse_core(data: &[u8]) -> (u16, Vec<Phdr>, Vec<(String, u32, Vec<u8>)>) {
+/// A note: owner, type, description.
+pub type Note = (String, u32, Vec<u8>);
+
+/// The machine, program headers and notes of a core.
+pub fn parse_core(data: &[u8]) -> (u16, Vec<Phdr>, Vec<Note>) {
     assert_eq!(&data[..4], b"\x7fELF");
     assert_eq!(data[4], 2, "ELFCLASS64");
     assert_eq!(u16_at(data, 16), 4, "ET_CORE");

@@ -318,7 +318,10 @@ fn trailing_garbage_is_an_error_naming_the_next_entry() {
             m.extend_from_slice(tail);
             cases += 1;
             match decode_err(&m) {
-                Some(e) if e.loc.entry == Some(lay.entries.len()) && e.loc.offset == Some(data.len() as u64) => {}
+                // The offset of the size prefix, or of the message it sizes.
+                Some(e)
+                    if e.loc.entry == Some(lay.entries.len())
+                        && e.loc.offset == Some(data.len() as u64 + if tail.len() < 4 { 0 } else { 4 }) => {}
                 other => panic!("{}: {other:?}", describe(&p, &format!("trailing {tail:?}"))),
             }
         }
@@ -528,7 +531,7 @@ fn broken_json_documents_are_errors_with_positions() {
         (b"{\"magic\": \"PSTREE\", \"entries\": [", "json"),
         (b"{\"magic\": \"PSTREE\", \"entries\": [{\"pid\": 1,}]}", "json"),
         (b"{\"magic\": \"PSTREE\", \"entries\": [{\"pid\": 01}]}", "json"),
-        (b"{\"magic\": \"PSTREE\", \"entries\": [{\"pid\": 1}]} trailing", "json"),
+        (b"{\"magic\": \"PSTREE\", \"entries\": [{\"pid\": 1, \"ppid\": 0, \"pgid\": 1, \"sid\": 1}]} trailing", "json"),
         (b"{\"magic\": \"PSTREE\", \"entries\": [\"\\ud800\"]}", "json"),
         (b"{\"magic\": \"NO_SUCH_IMAGE\", \"entries\": []}", "value"),
         (b"{\"magic\": 7, \"entries\": []}", "json"),
@@ -600,7 +603,7 @@ fn the_binary_gives_exit_1_and_one_located_line() {
     let mut bad = pstree[..start as usize].to_vec();
     bad.extend_from_slice(&3u32.to_le_bytes());
     bad.extend_from_slice(&[0x22, 0x7f, 0x01]); // field 4, length 127, one byte
-    cases.push(("field".into(), bad, vec![format!("offset {start}"), "entry 0".into(), "field".into()]));
+    cases.push(("field".into(), bad, vec![format!("offset {}", start + 4), "entry 0".into(), "field".into()]));
     for (name, data, wants) in &cases {
         let f = d.join(format!("{name}.img"));
         std::fs::write(&f, data).unwrap();
@@ -616,7 +619,7 @@ fn the_binary_gives_exit_1_and_one_located_line() {
     let jcases: [(&str, &[u8], &[&str]); 3] = [
         ("value", br#"{"magic": "PSTREE", "entries": [{"pid": 1, "ppid": 0, "pgid": 1, "sid": 1}, {"pid": 1, "ppid": 0, "pgid": 1, "sid": 99999999999}]}"#, &["entry 1", "field sid", "line 1 column", "out of range"]),
         ("enum", b"{\"magic\": \"FILES\",\n \"entries\": [{\"id\": 1, \"type\": \"NO_SUCH\"}]}", &["entry 0", "field type", "line 2 column", "NO_SUCH"]),
-        ("syntax", b"{\"magic\": \"PSTREE\",\n\n \"entries\": [{\"pid\": 1 \"ppid\": 0}]}", &["line 3 column 26"]),
+        ("syntax", b"{\"magic\": \"PSTREE\",\n\n \"entries\": [{\"pid\": 1 \"ppid\": 0}]}", &["line 3 column 24"]),
     ];
     for (name, text, wants) in jcases {
         let f = d.join(format!("{name}.json"));
@@ -630,12 +633,12 @@ fn the_binary_gives_exit_1_and_one_located_line() {
 }
 
 /// Memory stays bounded by the data, whatever the sizes in it say: under a
-/// 256 MiB address-space limit, a 4 GiB size prefix is a clean error, and
-/// a 512 MiB payload (a sparse file) streams through decode, show --nopl
-/// and info.
+/// 96 MiB address-space limit, a 4 GiB size prefix is a clean error, a
+/// 512 MiB payload (a sparse file) streams through show --nopl and info,
+/// and a 96 MiB one (which could not even be held whole) through decode.
 #[test]
 fn memory_is_bounded_by_the_data_not_by_sizes_in_it() {
-    if Command::new("sh").arg("-c").arg("ulimit -v 262144").status().map(|s| !s.success()).unwrap_or(true) {
+    if Command::new("sh").arg("-c").arg("ulimit -v 98304").status().map(|s| !s.success()).unwrap_or(true) {
         eprintln!("SKIP: ulimit -v is not available");
         return;
     }
@@ -644,7 +647,7 @@ fn memory_is_bounded_by_the_data_not_by_sizes_in_it() {
     let limited = |args: &str| {
         Command::new("sh")
             .arg("-c")
-            .arg(format!("ulimit -v 262144; exec \"$CRIT\" {args}"))
+            .arg(format!("ulimit -v 98304; exec \"$CRIT\" {args}"))
             .env("CRIT", crit_bin())
             .output()
             .unwrap()
@@ -678,20 +681,24 @@ fn memory_is_bounded_by_the_data_not_by_sizes_in_it() {
         assert_eq!(o.status.code(), Some(1), "{cmd}: {err}");
         assert!(err.contains("truncated payload") && err.contains("entry 0"), "{cmd}: {err}");
     }
-    // A real 512 MiB payload, as a hole in a sparse file.
-    let size: u32 = 512 << 20;
-    let f = d.join("big.img");
-    let v = image_with(size);
-    let file = std::fs::File::create(&f).unwrap();
-    use std::io::Write as _;
-    (&file).write_all(&v).unwrap();
-    file.set_len(v.len() as u64 + size as u64).unwrap();
-    drop(file);
-    for (cmd, expect) in [("show --nopl", "<512.0MB>"), ("info", "\"count\": 1")] {
+    // Real payloads, as holes in sparse files.
+    let sparse = |name: &str, size: u32| {
+        let f = d.join(name);
+        let v = image_with(size);
+        let file = std::fs::File::create(&f).unwrap();
+        use std::io::Write as _;
+        (&file).write_all(&v).unwrap();
+        file.set_len(v.len() as u64 + size as u64).unwrap();
+        f
+    };
+    let f = sparse("big.img", 512 << 20);
+    for (cmd, expect) in [("show --nopl", "<512MB>"), ("info", "\"count\": 1")] {
         let o = limited(&format!("{cmd} {}", f.display()));
         assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
         assert!(String::from_utf8_lossy(&o.stdout).contains(expect), "{cmd}: {}", String::from_utf8_lossy(&o.stdout));
     }
+    let size: u32 = 96 << 20;
+    let f = sparse("big96.img", size);
     let o = limited(&format!("decode -i {} | wc -c", f.display()));
     assert!(o.status.success(), "decode: {}", String::from_utf8_lossy(&o.stderr));
     let n: u64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
@@ -722,8 +729,109 @@ fn fuzz_regressions_replay_clean() {
             "message" => checks::message(&data),
             "json" => checks::json(&data),
             "x" => checks::x_in(&data, tmp.path()),
+            "archive" => {
+                let f = tmp.path().join("archive.tar");
+                std::fs::write(&f, &data).unwrap();
+                checks::archive_at(&f, data.len() as u64)
+            }
+            "stream" => checks::stream(&data),
+            "views" => checks::views_in(&data, &tmp.path().join("views")),
             other => panic!("{name}: no fuzz target {other:?}"),
         });
         assert!(r.is_ok(), "regression {name} fails again");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Files: where crit reads and writes
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for p in images(from) {
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+/// A checkpoint directory is read only inside itself: an image that is a
+/// symlink leading out of it is refused (even when it points at a valid
+/// image), one leading to another file inside it is followed, and a FIFO is
+/// an error, not a hang.
+#[test]
+fn checkpoint_images_never_lead_out_of_the_directory() {
+    use crit::checkpoint::Checkpoint;
+    let fx = fixtures().into_iter().find(|f| f.ends_with("criu41-tree")).unwrap_or_else(|| fixtures()[0].clone());
+    let tmp = TempDir::new("symlinks");
+    let dir = tmp.path().join("ck");
+    copy_dir(&fx, &dir);
+    let ck = Checkpoint::open(&dir).unwrap();
+    let tasks = ck.tasks().unwrap();
+    let pid = tasks[0].pid;
+    let core = format!("core-{pid}.img");
+    let good = ck.core(pid).unwrap();
+    drop(ck);
+    // Outside, a valid core image: still refused.
+    let outside = tmp.path().join("elsewhere.img");
+    std::fs::rename(dir.join(&core), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join(&core)).unwrap();
+    let ck = Checkpoint::open(&dir).unwrap();
+    let e = ck.core(pid).expect_err("a symlink out of the directory is refused");
+    assert!(e.to_string().contains("leads out of the checkpoint directory"), "{e}");
+    assert!(!ck.has(&core));
+    let o = run(&["x", dir.to_str().unwrap(), "ps"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("leads out of the checkpoint directory"));
+    // The same through `..` inside the link.
+    std::fs::remove_file(dir.join(&core)).unwrap();
+    std::os::unix::fs::symlink(Path::new("..").join("elsewhere.img"), dir.join(&core)).unwrap();
+    assert!(Checkpoint::open(&dir).unwrap().core(pid).is_err());
+    // A link to a file inside the directory is fine.
+    std::fs::remove_file(dir.join(&core)).unwrap();
+    std::fs::rename(&outside, dir.join("real-core")).unwrap();
+    std::os::unix::fs::symlink("real-core", dir.join(&core)).unwrap();
+    assert_eq!(Checkpoint::open(&dir).unwrap().core(pid).unwrap(), good);
+    // A FIFO where an image should be.
+    let mm = dir.join(format!("mm-{pid}.img"));
+    std::fs::remove_file(&mm).unwrap();
+    assert!(Command::new("mkfifo").arg(&mm).status().unwrap().success());
+    let e = Checkpoint::open(&dir).unwrap().mm(pid).expect_err("a FIFO is refused");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+}
+
+/// Output is written to a temporary file beside the target and renamed:
+/// when the rename fails (the target is a directory) nothing is left
+/// behind; `-i X -o X` reads X whole before replacing it.
+#[test]
+fn output_is_atomic_and_in_place_conversion_is_safe() {
+    let fx = &fixtures()[0];
+    let tmp = TempDir::new("atomic-out");
+    let d = tmp.path();
+    let img = d.join("pstree.img");
+    std::fs::copy(fx.join("pstree.img"), &img).unwrap();
+    let original = std::fs::read(&img).unwrap();
+    std::fs::create_dir(d.join("adir")).unwrap();
+    let o = run(&["decode", "-i", img.to_str().unwrap(), "-o", d.join("adir").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let left: Vec<String> = std::fs::read_dir(d).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left.len(), 2, "no temporary file left behind: {left:?}");
+    // decode -i X -o X, then encode -i X -o X: the same image comes back.
+    let x = img.to_str().unwrap();
+    let json = transcode::decode(&original[..], Vec::new(), RAW).unwrap();
+    assert!(run(&["decode", "-i", x, "-o", x]).status.success());
+    assert_eq!(std::fs::read(&img).unwrap(), json);
+    assert!(run(&["encode", "-i", x, "-o", x]).status.success());
+    assert_eq!(std::fs::read(&img).unwrap(), original);
+}
+
+/// `x ps` on a pstree whose pids repeat and form a cycle finishes, each
+/// pid once (it used to print without end: 2^depth lines).
+#[test]
+fn x_ps_on_a_cyclic_pstree_shows_each_pid_once() {
+    let data = std::fs::read(root().join("tests/regressions/x-pstree-cycle-exponential.bin")).unwrap();
+    let tmp = TempDir::new("cycle");
+    for (name, body) in checks::split_dir(&data) {
+        std::fs::write(tmp.path().join(name), body).unwrap();
+    }
+    let o = run(&["x", tmp.path().to_str().unwrap(), "ps"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.lines().count(), 3, "{text}");
 }

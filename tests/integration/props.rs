@@ -124,7 +124,7 @@ fn gen_message(r: &mut Rng, ty: MsgId, depth: usize) -> Message {
 fn json_of(m: &Message, nice: bool) -> Vec<u8> {
     let mut out = JsonOut::new(Vec::new(), nice);
     write_message(&mut out, m, Style { nice }, false).unwrap();
-    out.into_inner()
+    out.finish().unwrap()
 }
 
 #[test]

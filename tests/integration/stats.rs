@@ -114,7 +114,11 @@ fn stats_agree_with_independent_counts() {
 
         // Queued bytes.
         for (img, key) in [("pipes-data.img", "pipes"), ("fifo-data.img", "fifos")] {
-            let want: i128 = if fx.join(img).exists() { entries(&fx.join(img)).iter().map(|e| int(e.get("bytes"))).sum() } else { 0 };
+            let want: i128 = if fx.join(img).exists() {
+                entries(&fx.join(img)).iter().map(|e| int(e.get("bytes"))).sum()
+            } else {
+                0
+            };
             assert_eq!(n(&s, &format!("queued.{key}.bytes")), want, "{}", ctx(key));
         }
         let q = if fx.join("sk-queues.img").exists() { entries(&fx.join("sk-queues.img")) } else { Vec::new() };
@@ -150,7 +154,9 @@ fn stats_of_documented_fixtures() {
     assert_eq!(int(at(&s, "timers").get("posix timers")), 4);
     assert_eq!(int(at(&s, "timers").get("interval timers armed")), 3);
     let s = stats_json(&Checkpoint::open(root().join("tests/fixtures/criu41-namespaces")).unwrap());
-    for (kind, own) in [("pid", 1), ("net", 1), ("ipc", 1), ("uts", 1), ("mnt", 1), ("time", 1), ("user", 0), ("cgroup", 0)] {
+    for (kind, own) in
+        [("pid", 1), ("net", 1), ("ipc", 1), ("uts", 1), ("mnt", 1), ("time", 1), ("user", 0), ("cgroup", 0)]
+    {
         assert_eq!(n(&s, &format!("namespaces.{kind}.own")), own, "{kind}");
     }
     let s = stats_json(&Checkpoint::open(root().join("tests/fixtures/criu41-ipc")).unwrap());
@@ -198,7 +204,9 @@ fn stats_of_archives_are_those_of_the_directory() {
 fn cli_stats() {
     let fx = root().join("tests/fixtures/criu41-ghost");
     let ck = Checkpoint::open(&fx).unwrap();
-    for (args, json) in [(vec!["stats", fx.to_str().unwrap()], false), (vec!["stats", fx.to_str().unwrap(), "--json"], true)] {
+    for (args, json) in
+        [(vec!["stats", fx.to_str().unwrap()], false), (vec!["stats", fx.to_str().unwrap(), "--json"], true)]
+    {
         let out = crit(&args);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(String::from_utf8(out.stdout).unwrap(), render(&ck, "stats", json).0);
