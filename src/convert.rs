@@ -955,12 +955,16 @@ pub fn convert(src: &Path, dst: &Path, opts: &Options) -> Result<Report> {
     fs::create_dir_all(&tmp).map_err(|e| Error::from(e).in_file(&tmp))?;
     let mut w = Work { dir: tmp.clone(), src_dir: Some(src_real.clone()), force: opts.force, steps: Vec::new() };
     let r = (|| -> Result<()> {
-        for name in ck.source().names()? {
-            let mut r = ck.source().open(&name)?.ok_or_else(|| Error::other(format!("{name} vanished")))?;
+        let names = ck.source().names()?;
+        let mut meter = crate::progress::Meter::new("convert", Some(names.len() as u64));
+        for name in names {
+            let r = ck.source().open(&name)?.ok_or_else(|| Error::other(format!("{name} vanished")))?;
             let mut out = AtomicFile::create(&w.path(&name))?;
-            std::io::copy(&mut r, &mut out)?;
+            std::io::copy(&mut meter.reader(r), &mut out)?;
             out.commit()?;
+            meter.file_done();
         }
+        meter.finish();
         // An incremental dump keeps its parent link (absolute, since the
         // copy lives elsewhere).
         let parent = src_real.join("parent");

@@ -1192,20 +1192,46 @@ fn read_at_or_zero(f: &File, buf: &mut [u8], off: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// How much [`copy_range`] copies before it starts the write-back of it.
+const WRITEBACK_CHUNK: u64 = 32 << 20;
+
 /// Copy `len` bytes of `src` at `src_off` to `dst` at `dst_off`, in the
-/// kernel where it can (`copy_file_range`, through `std::io::copy`).
+/// kernel where it can (`copy_file_range`, through `std::io::copy`).  Large
+/// copies go in chunks, the write-back of each started as soon as it is
+/// copied (`sync_file_range`), so that the final sync of an atomic output
+/// has little left to wait for.
 pub fn copy_range(src: &File, src_off: u64, dst: &File, dst_off: u64, len: u64) -> Result<()> {
     let mut s = src;
     let mut d = dst;
     s.seek(SeekFrom::Start(src_off))?;
     d.seek(SeekFrom::Start(dst_off))?;
-    let mut t = Read::take(s, len);
-    let n = io::copy(&mut t, &mut d)?;
-    if n < len {
-        return Err(Error::new(ErrorKind::Truncated { what: "source file", need: src_off + len, got: src_off + n })
-            .at_offset(src_off + n));
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(WRITEBACK_CHUNK);
+        let mut t = Read::take(s, n);
+        let got = io::copy(&mut t, &mut d)?;
+        if got < n {
+            let at = src_off + done + got;
+            return Err(Error::new(ErrorKind::Truncated { what: "source file", need: src_off + len, got: at }).at_offset(at));
+        }
+        if len > WRITEBACK_CHUNK {
+            start_writeback(dst, dst_off + done, n);
+        }
+        done += n;
     }
     Ok(())
+}
+
+/// Start writing a range of a file back to its disk, without waiting (a
+/// hint: errors are left to the final sync, which reports them).
+fn start_writeback(f: &File, off: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else { return };
+    // SAFETY: a plain system call on an open file descriptor; no memory is
+    // passed to the kernel.
+    unsafe {
+        nix::libc::sync_file_range(f.as_raw_fd(), off, len, nix::libc::SYNC_FILE_RANGE_WRITE);
+    }
 }
 
 /// Write `data` at offset `at` of `out`.

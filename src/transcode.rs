@@ -206,16 +206,15 @@ pub fn encode<R: Read, W: Write>(input: R, output: W) -> Result<W> {
                 } else {
                     let mut i = 0usize;
                     loop {
-                        let line_col = (p.error(""), ()).0.loc.line_col;
-                        let j = p.value()?;
+                        let line_col = p.error("").loc.line_col;
                         match enc.as_mut() {
-                            Some(e) => e.entry(&j).map_err(|mut err| {
+                            Some(e) => e.entry_from(&mut p).map_err(|mut err| {
                                 if err.loc.line_col.is_none() {
                                     err.loc.line_col = line_col;
                                 }
                                 err.at_entry(i)
                             })?,
-                            None => early.push(j),
+                            None => early.push(p.value()?),
                         }
                         i += 1;
                         if !p.next_or_close(b']')? {
@@ -278,16 +277,32 @@ impl<W: Write> Encoder<W> {
             self.index += 1;
             return Ok(());
         }
-        let mut m = message_from_json(ty, j)?;
-        if role == Role::PagemapEntry {
-            legacy_pagemap_entry(&mut m, j);
+        let m = message_from_json(ty, j)?;
+        self.finish_entry(role, m, j.get("extra"))
+    }
+
+    /// Encode the next entry of a JSON stream, parsed straight into its
+    /// message (no JSON tree of the entry is built).
+    pub fn entry_from<R: Read>(&mut self, p: &mut Parser<R>) -> Result<()> {
+        let (role, ty) = self.role();
+        if role == Role::GhostChunk && !self.ghost_chunks {
+            p.value()?;
+            self.index += 1;
+            return Ok(());
         }
-        let missing = m.missing_required();
-        if !missing.is_empty() {
-            return Err(Error::new(ErrorKind::MissingRequired { message: ty.desc().name, fields: missing }));
+        let mut extra = None;
+        let m = crate::json::map::message_from_parser(p, ty, Some(&mut extra))?;
+        self.finish_entry(role, m, extra.as_ref())
+    }
+
+    fn finish_entry(&mut self, role: Role, mut m: Message, extra: Option<&Json>) -> Result<()> {
+        if role == Role::PagemapEntry {
+            legacy_pagemap_entry(&mut m);
+        }
+        if m.has_missing_required() {
+            return Err(Error::new(ErrorKind::MissingRequired { message: m.ty.desc().name, fields: m.missing_required() }));
         }
         self.w.write_message(&m)?;
-        let extra = j.get("extra");
         let r = self.extra(role, &m, extra).map_err(|e| e.in_field("extra"));
         self.index += 1;
         r
@@ -413,8 +428,8 @@ impl<W: Write> Encoder<W> {
 /// has `nr_pages` but no `compat_nr_pages` comes from such a crit: its
 /// count belongs in field 2, which gives back the image it was made from
 /// (and CRIU 4.2 reads field 2 when field 5 is absent).
-fn legacy_pagemap_entry(m: &mut Message, j: &Json) {
-    if j.get("compat_nr_pages").is_some() {
+fn legacy_pagemap_entry(m: &mut Message) {
+    if m.has("compat_nr_pages") {
         return;
     }
     let Some(n) = m.u64("nr_pages") else { return };

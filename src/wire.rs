@@ -184,6 +184,19 @@ impl Message {
         v
     }
 
+    /// Whether a required field is missing anywhere (no allocation).
+    pub fn has_missing_required(&self) -> bool {
+        let desc = self.ty.desc();
+        for f in desc.fields {
+            if f.label == Label::Required
+                && !self.fields.iter().any(|(n, v)| *n == f.number && !matches!(v, Value::Unknown(_)))
+            {
+                return true;
+            }
+        }
+        self.fields.iter().any(|(_, v)| matches!(v, Value::Msg(m) if m.has_missing_required()))
+    }
+
     /// Names of required fields that are missing, recursively, as dotted paths.
     pub fn missing_required(&self) -> Vec<String> {
         let mut out = Vec::new();

@@ -292,6 +292,8 @@ pub fn main() -> ExitCode {
         eprintln!("crit: internal error: {info}");
     }));
     let cli = Cli::parse();
+    // Progress lines on stderr, where it is a terminal (crit::progress).
+    crit::progress::enable(true);
     // Like other command-line tools, end quietly when the reader of our
     // output goes away (`crit x DIR ps | head`).  The streamer keeps
     // SIGPIPE ignored: CRIU closing one of its pipes early is not fatal.

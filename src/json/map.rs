@@ -421,3 +421,136 @@ fn unknown_from_json(m: &mut Message, u: &Json) -> Result<()> {
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// Streaming: JSON text straight into a message.
+
+/// Parse the next JSON value, an object, straight into a message of type
+/// `ty`: no tree of the object is built, keys are matched against the
+/// schema as they come.  Field values are converted exactly as
+/// [`message_from_json`] converts them (crit's `dict2pb` rules).  At the
+/// top level (`extra` given) the `extra` member is kept as a value for the
+/// payload; other unknown keys are skipped.
+pub fn message_from_parser<R: std::io::Read>(
+    p: &mut super::parse::Parser<R>,
+    ty: MsgId,
+    extra: Option<&mut Option<Json>>,
+) -> Result<Message> {
+    let mut key = Vec::with_capacity(32);
+    parse_message(p, ty, extra, 0, &mut key)
+}
+
+fn parse_message<R: std::io::Read>(
+    p: &mut super::parse::Parser<R>,
+    ty: MsgId,
+    mut extra: Option<&mut Option<Json>>,
+    depth: usize,
+    key: &mut Vec<u8>,
+) -> Result<Message> {
+    if depth > crate::wire::MAX_DEPTH {
+        return Err(p.error("messages nested too deeply"));
+    }
+    let desc = ty.desc();
+    match p.skip_ws()? {
+        Some(b'{') => {}
+        _ => {
+            let v = p.value()?;
+            return Err(Error::value(format!("expected an object for {}, found {}", desc.name, v.type_name())));
+        }
+    }
+    p.expect(b'{', "'{'")?;
+    let mut m = Message::new(ty);
+    let mut seen: u128 = 0;
+    let mut sorted = true;
+    let mut last = 0u32;
+    if p.skip_ws()? == Some(b'}') {
+        p.expect(b'}', "'}'")?;
+        return Ok(m);
+    }
+    loop {
+        p.key_into(key)?;
+        let found = desc.fields.iter().enumerate().find(|(_, f)| f.name.as_bytes() == key.as_slice());
+        match found {
+            Some((idx, f)) => {
+                let bit = 1u128 << (idx % 128);
+                if seen & bit != 0 || idx >= 128 {
+                    // A repeated key: the last one counts, as in Python.
+                    m.fields.retain(|(n, _)| *n != f.number);
+                }
+                seen |= bit;
+                if f.number < last {
+                    sorted = false;
+                }
+                last = f.number;
+                parse_field(p, &mut m, f, depth, key).map_err(|e| locate(e, p).in_field(f.name))?;
+            }
+            None => {
+                let v = p.value()?;
+                match key.as_slice() {
+                    b"extra" if extra.is_some() => {
+                        if let Some(x) = extra.as_deref_mut() {
+                            *x = Some(v);
+                        }
+                    }
+                    b"__unknown" => unknown_from_json(&mut m, &v).map_err(|e| locate(e, p).in_field(UNKNOWN_KEY))?,
+                    _ => {}
+                }
+            }
+        }
+        if !p.next_or_close(b'}')? {
+            break;
+        }
+    }
+    if !sorted {
+        m.fields.sort_by_key(|(n, _)| *n);
+    }
+    Ok(m)
+}
+
+/// Give a value error the parser's position.
+fn locate<R: std::io::Read>(mut e: Error, p: &super::parse::Parser<R>) -> Error {
+    if e.loc.line_col.is_none() {
+        e.loc.line_col = p.error("").loc.line_col;
+    }
+    e
+}
+
+fn parse_field<R: std::io::Read>(
+    p: &mut super::parse::Parser<R>,
+    m: &mut Message,
+    f: &'static FieldDesc,
+    depth: usize,
+    key: &mut Vec<u8>,
+) -> Result<()> {
+    match (f.label, f.ty) {
+        (Label::Repeated, Type::Message(sub)) => {
+            if p.skip_ws()? != Some(b'[') {
+                let v = p.value()?;
+                return Err(Error::value(format!("expected a list, found {}", v.type_name())));
+            }
+            p.expect(b'[', "'['")?;
+            if p.skip_ws()? == Some(b']') {
+                return p.expect(b']', "']'");
+            }
+            let mut i = 0;
+            loop {
+                let sm = parse_message(p, sub, None, depth + 1, key).map_err(|e| e.in_index(i))?;
+                m.fields.push((f.number, Value::Msg(sm)));
+                i += 1;
+                if !p.next_or_close(b']')? {
+                    return Ok(());
+                }
+            }
+        }
+        (_, Type::Message(sub)) => {
+            let sm = parse_message(p, sub, None, depth + 1, key)?;
+            m.fields.push((f.number, Value::Msg(sm)));
+            Ok(())
+        }
+        _ => {
+            // Scalars (and lists of them) are small: take the value whole.
+            let v = p.value()?;
+            field_from_json(m, f, &v, depth)
+        }
+    }
+}

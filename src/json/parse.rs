@@ -341,30 +341,57 @@ impl<R: Read> Parser<R> {
         Ok(v)
     }
 
+    /// An object key followed by `:`, into a reused buffer.
+    pub fn key_into(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        match self.skip_ws()? {
+            Some(b'"') => {}
+            _ => return Err(self.error("expected a string key")),
+        }
+        out.clear();
+        self.string_into(out)?;
+        self.expect(b':', "':'")
+    }
+
     /// A string (the opening quote not yet consumed).
     pub fn string(&mut self) -> Result<Vec<u8>> {
-        self.bump()?; // the quote
         let mut out = Vec::new();
+        self.string_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// A string appended to `out` (the opening quote not yet consumed).
+    pub fn string_into(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        self.bump()?; // the quote
         // Start of the bytes copied from the input since the last escape:
         // those must be UTF-8; bytes made by `\udcXX` escapes need not be.
-        let mut seg = 0usize;
+        let mut seg = out.len();
+        // Whether every byte copied since `seg` is ASCII (then no check).
+        let mut ascii = true;
         loop {
             // Copy a run of plain bytes straight from the buffer.
             if !self.fill()? {
                 return Err(self.error("unterminated string"));
             }
             let buf = &self.buf[self.at..self.len];
-            let run = buf.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(buf.len());
+            let mut high = 0u8;
+            let run = buf
+                .iter()
+                .position(|&b| {
+                    high |= b;
+                    b == b'"' || b == b'\\' || b < 0x20
+                })
+                .unwrap_or(buf.len());
             if run > 0 {
                 out.extend_from_slice(&buf[..run]);
                 self.at += run;
+                ascii &= high < 0x80 || buf[..run].is_ascii();
                 continue;
             }
             let c = self.bump()?.unwrap_or(0);
             match c {
                 b'"' => break,
                 b'\\' => {
-                    if std::str::from_utf8(&out[seg..]).is_err() {
+                    if !ascii && std::str::from_utf8(&out[seg..]).is_err() {
                         return Err(self.error("string is not UTF-8"));
                     }
                     let e = self.bump()?.ok_or_else(|| self.error("truncated escape"))?;
@@ -413,14 +440,15 @@ impl<R: Read> Parser<R> {
                         _ => return Err(self.error(format!("invalid escape \\{}", (e as char).escape_default()))),
                     }
                     seg = out.len();
+                    ascii = true;
                 }
                 _ => return Err(self.error("control character in a string")),
             }
         }
-        if std::str::from_utf8(&out[seg..]).is_err() {
+        if !ascii && std::str::from_utf8(&out[seg..]).is_err() {
             return Err(self.error("string is not UTF-8"));
         }
-        Ok(out)
+        Ok(())
     }
 }
 
