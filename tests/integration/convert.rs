@@ -261,3 +261,85 @@ fn real_criu_41_restores_what_we_convert_down_and_not_the_42_layout() {
     assert!(restore(r, &merged));
     kill(pid);
 }
+
+#[test]
+fn tcp_options_go_back_to_the_old_fields_below_40() {
+    let src = fixture("criu42-tcp");
+    let tmp = TempDir::new("conv-tcp");
+    let dst = tmp.path().join("out");
+    let r = convert::convert(&src, &dst, &Options { to: Version(3, 19), force: true }).unwrap();
+    assert!(r.steps.iter().any(|s| s.transform == "tcp-opts-old-fields"), "{:?}", r.steps);
+    let mut n = 0;
+    for (b, a) in entries(&src.join("files.img")).iter().zip(&entries(&dst.join("files.img"))) {
+        let (Some(bi), Some(ai)) = (b.msg("isk"), a.msg("isk")) else { continue };
+        let Some(t) = bi.msg("tcp_opts") else { continue };
+        let so = ai.msg("opts").unwrap();
+        for (from, to) in [("keepcnt", "tcp_keepcnt"), ("keepidle", "tcp_keepidle"), ("keepintvl", "tcp_keepintvl")] {
+            assert_eq!(so.u64(to), t.u64(from), "{to}");
+        }
+        assert_eq!(ai.msg("tcp_opts"), bi.msg("tcp_opts"), "tcp_opts kept");
+        n += 1;
+    }
+    assert!(n >= 4, "{n} inet sockets with tcp_opts");
+}
+
+#[test]
+fn cg_set_goes_back_to_the_task_below_318() {
+    let src = fixture("criu42-sleep");
+    let pid = Checkpoint::open(&src).unwrap().tasks().unwrap()[0].pid;
+    let tmp = TempDir::new("conv-cg");
+    let dst = tmp.path().join("out");
+    let before = entries(&src.join(format!("core-{pid}.img"))).remove(0);
+    let th = before.msg("thread_core").unwrap().u64("cg_set").expect("4.2 writes thread cg_set");
+    convert::convert(&src, &dst, &Options { to: Version(3, 17), force: true }).unwrap();
+    let after = entries(&dst.join(format!("core-{pid}.img"))).remove(0);
+    assert_eq!(after.msg("tc").unwrap().u64("cg_set"), Some(th));
+}
+
+#[test]
+fn old_pagemap_entries_get_flags() {
+    let src = fixture("criu41-pipes");
+    let tmp = TempDir::new("conv-flags");
+    let old = tmp.path().join("old");
+    copy_dir(&src, &old);
+    let pm = pagemap_of(&old);
+    let mut msgs = entries(&pm);
+    for m in msgs.iter_mut().skip(1) {
+        let num = m.field_desc("flags").unwrap().number;
+        m.fields.retain(|(n, _)| *n != num);
+    }
+    let mut w = crit::image::ImageWriter::new(Vec::new(), crit::magic::by_name("PAGEMAP").unwrap()).unwrap();
+    for m in &msgs {
+        w.write_message(m).unwrap();
+    }
+    std::fs::write(&pm, w.finish().unwrap()).unwrap();
+    let new = tmp.path().join("new");
+    let r = convert::convert(&old, &new, &to("4.1")).unwrap();
+    assert!(r.steps.iter().any(|s| s.transform == "pagemap-flags"));
+    for m in entries(&pagemap_of(&new)).iter().skip(1) {
+        assert_eq!(m.u64("flags"), Some(4), "PE_PRESENT, as CRIU assumes for entries without flags");
+    }
+}
+
+#[test]
+fn epoll_and_fsnotify_side_images_merge_into_their_files() {
+    let crafted = root().join("tests/fixtures/crafted");
+    let tmp = TempDir::new("conv-fsn");
+    let old = tmp.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    for n in ["eventpoll.img", "eventpoll-tfd.img", "inotify.img", "inotify-wd.img", "fanotify.img", "fanotify-mark.img"] {
+        std::fs::copy(crafted.join(n), old.join(n)).unwrap();
+    }
+    let tfds = entries(&old.join("eventpoll-tfd.img")).len();
+    let new = tmp.path().join("new");
+    let r = convert::convert(&old, &new, &to("4.2")).unwrap();
+    assert_eq!(r.steps.iter().filter(|s| s.transform == "merge-fsnotify-epoll").count(), 3, "{:?}", r.steps);
+    for gone in ["eventpoll-tfd.img", "inotify-wd.img", "fanotify-mark.img", "eventpoll.img"] {
+        assert!(!new.join(gone).exists(), "{gone}");
+    }
+    let files = entries(&new.join("files.img"));
+    let merged: usize = files.iter().filter_map(|f| f.msg("epfd")).map(|e| e.get_all("tfd").count()).sum();
+    assert_eq!(merged, tfds);
+    assert!(files.iter().filter_map(|f| f.msg("ify")).any(|i| i.get_all("wd").count() > 0));
+    assert!(files.iter().filter_map(|f| f.msg("ffy")).any(|i| i.get_all("mark").count() > 0));
+}
