@@ -908,6 +908,10 @@ pub struct Options {
     pub to: Version,
     /// Do refused steps anyway.
     pub force: bool,
+    /// Hard-link the images no transform changes instead of copying them
+    /// (where the file system allows).  The result then shares those files
+    /// with the source: for private read-only use, such as `serve`.
+    pub link: bool,
 }
 
 /// What a conversion did.
@@ -935,13 +939,20 @@ pub fn convert(src: &Path, dst: &Path, opts: &Options) -> Result<Report> {
         return Err(Error::other(format!("CRIU {} is newer than the newest layout known here ({})", opts.to, Version::LATEST)));
     }
     let src_real = fs::canonicalize(src).map_err(|e| Error::from(e).in_file(src))?;
-    if let Ok(d) = fs::canonicalize(dst) {
-        if d == src_real || d.starts_with(&src_real) {
-            return Err(Error::other("the destination must not be the source or inside it: convert never works in place"));
+    // Where the destination would be, even if it does not exist yet.
+    let dst_abs = match fs::canonicalize(dst) {
+        Ok(d) => d,
+        Err(_) => {
+            let parent = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let parent = fs::canonicalize(parent).map_err(|e| Error::from(e).in_file(parent))?;
+            parent.join(dst.file_name().unwrap_or_default())
         }
-        if fs::read_dir(&d).map(|mut r| r.next().is_some()).unwrap_or(true) {
-            return Err(Error::other(format!("{}: destination exists and is not empty", dst.display())));
-        }
+    };
+    if dst_abs == src_real || dst_abs.starts_with(&src_real) {
+        return Err(Error::other("the destination must not be the source or inside it: convert never works in place"));
+    }
+    if dst_abs.exists() && fs::read_dir(&dst_abs).map(|mut r| r.next().is_some()).unwrap_or(true) {
+        return Err(Error::other(format!("{}: destination exists and is not empty", dst.display())));
     }
     let ck = Checkpoint::open(src)?;
     let (from, _) = criu_version_bound(&ck)?;
@@ -958,6 +969,14 @@ pub fn convert(src: &Path, dst: &Path, opts: &Options) -> Result<Report> {
         let names = ck.source().names()?;
         let mut meter = crate::progress::Meter::new("convert", Some(names.len() as u64));
         for name in names {
+            if opts.link {
+                if let Some(p) = ck.source().path_of(&name) {
+                    if fs::hard_link(&p, w.path(&name)).is_ok() {
+                        meter.file_done();
+                        continue;
+                    }
+                }
+            }
             let r = ck.source().open(&name)?.ok_or_else(|| Error::other(format!("{name} vanished")))?;
             let mut out = AtomicFile::create(&w.path(&name))?;
             std::io::copy(&mut meter.reader(r), &mut out)?;

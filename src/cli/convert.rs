@@ -30,7 +30,7 @@ fn fail(e: crit::Error) -> Failure {
 /// Run `crit convert`.
 pub fn run(a: ConvertArgs) -> Result<(), Failure> {
     let to: Version = a.to.parse().map_err(fail)?;
-    let r = convert::convert(&a.src, &a.dst, &Options { to, force: a.force }).map_err(fail)?;
+    let r = convert::convert(&a.src, &a.dst, &Options { to, force: a.force, link: false }).map_err(fail)?;
     println!(
         "{} (written by CRIU {} or later) -> {} in the CRIU {} layout",
         a.src.display(),

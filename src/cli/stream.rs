@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// Apply a JSON Patch (RFC 6902) file to an image: IMAGE=FILE (repeatable)
     #[arg(long = "patch", value_name = "IMAGE=FILE")]
     patches: Vec<String>,
+    /// Serve the images converted to the layout of this CRIU version
+    /// (see `crit convert`), e.g. a 4.2 dump to a CRIU 4.1 restore
+    #[arg(long = "convert-to", value_name = "X.Y")]
+    convert_to: Option<String>,
     #[command(flatten)]
     common: Common,
 }
@@ -141,14 +145,49 @@ pub fn serve(mut a: ServeArgs) -> Result<(), Failure> {
         edits.push(Edit::parse_patch(p).map_err(fail)?);
     }
     let opts = ServeOptions { edits };
-    stream::check_edits(&a.dir, &opts).map_err(fail)?;
+    // With --convert-to, the images are converted first into a private
+    // directory beside them (unchanged files hard-linked, not copied), and
+    // served from there; CRIU still connects in the images directory.
+    let converted = match &a.convert_to {
+        Some(v) => Some(convert_for_serving(&a.dir, v)?),
+        None => None,
+    };
+    let serve_dir = converted.as_ref().map(|c| c.0.clone()).unwrap_or_else(|| a.dir.clone());
+    stream::check_edits(&serve_dir, &opts).map_err(fail)?;
     let (listener, sock) = stream::listen(&a.dir, stream::SERVE_SOCKET).map_err(fail)?;
     Progress::new(progress_writer(&a.common)).line_public("socket-init");
     if a.common.detach && detach(&a.common)? {
         return Ok(());
     }
-    let s = stream::serve_on(listener, &sock, &a.dir, &opts).map_err(fail)?;
-    report("served", &s, a.common.log.is_some())
+    let s = stream::serve_on(listener, &sock, &serve_dir, &opts).map_err(fail);
+    drop(converted);
+    report("served", &s?, a.common.log.is_some())
+}
+
+/// A converted copy of the images, removed when dropped.
+struct Converted(PathBuf);
+
+impl Drop for Converted {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn convert_for_serving(dir: &Path, version: &str) -> Result<Converted, Failure> {
+    use crit::convert::{self, Options, Safety};
+    let to = version.parse().map_err(fail)?;
+    // Beside the images directory (the same file system, so unchanged
+    // images are hard links), else in the temporary directory.
+    let name = format!(".crit-serve-{}-{}", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id());
+    let beside = dir.parent().map(|p| p.join(&name)).filter(|p| std::fs::create_dir(p).is_ok());
+    let out = Converted(beside.unwrap_or_else(|| std::env::temp_dir().join(&name)));
+    let _ = std::fs::remove_dir_all(&out.0);
+    let r = convert::convert(dir, &out.0, &Options { to, force: false, link: true }).map_err(fail)?;
+    for s in &r.steps {
+        let tag = if s.safety == Safety::Lossless { "" } else { " (lossy)" };
+        eprintln!("crit: convert to {to}: {}: {}: {}{tag}", s.transform, s.image, s.what);
+    }
+    Ok(out)
 }
 
 /// Run `crit capture`.

@@ -33,7 +33,7 @@ fn pagemap_of(dir: &Path) -> std::path::PathBuf {
 }
 
 fn to(v: &str) -> Options {
-    Options { to: v.parse().unwrap(), force: false }
+    Options { to: v.parse().unwrap(), force: false, link: false }
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn refusals_and_guards() {
     let e = convert::convert(&src, &tmp.path().join("a"), &to("4.1")).unwrap_err();
     assert!(e.to_string().contains("allow_uprobes") && e.to_string().contains("--force"), "{e}");
     assert!(!tmp.path().join("a").exists(), "nothing written on refusal");
-    let r = convert::convert(&src, &tmp.path().join("a"), &Options { to: Version(4, 1), force: true }).unwrap();
+    let r = convert::convert(&src, &tmp.path().join("a"), &Options { to: Version(4, 1), force: true, link: false }).unwrap();
     assert!(r.steps.iter().any(|s| s.safety == convert::Safety::Refused));
     // Below the floor, into the source, into a non-empty directory.
     assert!(convert::convert(&src, &tmp.path().join("b"), &to("3.14")).unwrap_err().to_string().contains("3.15"));
@@ -267,7 +267,7 @@ fn tcp_options_go_back_to_the_old_fields_below_40() {
     let src = fixture("criu42-tcp");
     let tmp = TempDir::new("conv-tcp");
     let dst = tmp.path().join("out");
-    let r = convert::convert(&src, &dst, &Options { to: Version(3, 19), force: true }).unwrap();
+    let r = convert::convert(&src, &dst, &Options { to: Version(3, 19), force: true, link: false }).unwrap();
     assert!(r.steps.iter().any(|s| s.transform == "tcp-opts-old-fields"), "{:?}", r.steps);
     let mut n = 0;
     for (b, a) in entries(&src.join("files.img")).iter().zip(&entries(&dst.join("files.img"))) {
@@ -291,7 +291,7 @@ fn cg_set_goes_back_to_the_task_below_318() {
     let dst = tmp.path().join("out");
     let before = entries(&src.join(format!("core-{pid}.img"))).remove(0);
     let th = before.msg("thread_core").unwrap().u64("cg_set").expect("4.2 writes thread cg_set");
-    convert::convert(&src, &dst, &Options { to: Version(3, 17), force: true }).unwrap();
+    convert::convert(&src, &dst, &Options { to: Version(3, 17), force: true, link: false }).unwrap();
     let after = entries(&dst.join(format!("core-{pid}.img"))).remove(0);
     assert_eq!(after.msg("tc").unwrap().u64("cg_set"), Some(th));
 }

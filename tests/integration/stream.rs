@@ -450,3 +450,57 @@ fn real_criu_starts_crit_from_its_pre_stream_action_script() {
     wait_log("served");
     assert_eq!(comm_and_kill(pid), "sleep\n");
 }
+
+#[test]
+fn serve_converts_to_an_older_layout_on_the_fly() {
+    let (tmp, fx) = fixture_copy("serve-convert");
+    let d = tmp.path();
+    let before: Vec<(String, Vec<u8>)> = images(d).iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(p).unwrap())).collect();
+    let mut srv = crit_bg(&["serve", d.to_str().unwrap(), "--convert-to", "4.1"]);
+    wait_line(&mut srv, "socket-init");
+    let mut s = connect(&d.join(stream::SERVE_SOCKET));
+    let pm_name = images(&fx).into_iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).find(|n| n.starts_with("pagemap-")).unwrap();
+    let pm = fetch(&mut s, &pm_name).unwrap();
+    let inv = fetch(&mut s, "inventory.img").unwrap();
+    drop(s);
+    finish(srv);
+    assert_eq!(inv, std::fs::read(fx.join("inventory.img")).unwrap());
+    let rd = crit::image::ImageReader::open(&pm[..]).unwrap();
+    let mut n = 0;
+    for it in rd {
+        let (it, _) = it.unwrap();
+        if it.role == crit::image::Role::PagemapEntry {
+            assert_eq!(it.msg.u64("compat_nr_pages"), it.msg.u64("nr_pages"));
+            n += 1;
+        }
+    }
+    assert!(n > 0);
+    // The images directory is as it was, and nothing is left beside it.
+    for (name, data) in before {
+        assert_eq!(std::fs::read(d.join(&name)).unwrap(), data, "{name}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(d.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".crit-serve-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn real_criu_41_restores_a_42_layout_served_with_convert_to() {
+    let Some(r) = criu_ready() else { return };
+    let tmp = TempDir::new("real-conv");
+    let dump = tmp.path().join("dump");
+    std::fs::create_dir(&dump).unwrap();
+    let (mut child, pid) = spawn_sleep();
+    let o = Command::new(r.criu()).args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"]).arg(&dump).output().unwrap();
+    assert!(o.status.success(), "{}", errors_of(&dump.join("dump.log")));
+    let _ = child.wait();
+    // The 4.2 layout, which CRIU 4.1.1 cannot restore as it is ...
+    let up = tmp.path().join("up");
+    crit::convert::convert(&dump, &up, &crit::convert::Options { to: crit::convert::Version(4, 2), force: false, link: false }).unwrap();
+    // ... converted back while it is served.
+    restore_streamed(r, &up, &["--convert-to", "4.1"]);
+    assert_eq!(comm_and_kill(pid), "sleep\n");
+}
