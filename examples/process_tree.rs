@@ -28,7 +28,9 @@ fn main() -> ExitCode {
 /// `process_tree DIR`: one line per process, children indented under
 /// their parent.
 pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>> {
-    let [dir] = args else { return Err("usage: process_tree DIR".into()) };
+    let [dir] = args else {
+        return Err("usage: process_tree DIR".into());
+    };
     let ck = Checkpoint::open(dir)?;
     let tasks = ck.tasks()?;
 

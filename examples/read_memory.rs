@@ -33,7 +33,9 @@ pub const LEN: usize = 4096;
 /// `read_memory DIR PID ADDR`: where each part of the 4 KiB comes from,
 /// then the bytes as a hex dump (all-zero lines left out).
 pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>> {
-    let [dir, pid, addr] = args else { return Err("usage: read_memory DIR PID ADDR".into()) };
+    let [dir, pid, addr] = args else {
+        return Err("usage: read_memory DIR PID ADDR".into());
+    };
     let pid: u32 = pid.parse()?;
     let addr = match addr.strip_prefix("0x") {
         Some(hex) => u64::from_str_radix(hex, 16)?,
@@ -51,7 +53,8 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), Box<dyn std::erro
             continue;
         }
         let hex: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
-        let text: String = line.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect();
+        let text: String =
+            line.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect();
         writeln!(out, "{:x}  {:<47}  |{text}|", addr + 16 * i as u64, hex.join(" "))?;
     }
     writeln!(out, "({zero_lines} lines of zeros left out)")?;

@@ -33,7 +33,9 @@ fn main() -> ExitCode {
 /// `rename_file IN OUT OLD NEW`: every regular file entry named OLD is
 /// renamed NEW; prints how many entries were changed.
 pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>> {
-    let [input, output, old, new] = args else { return Err("usage: rename_file IN OUT OLD-PATH NEW-PATH".into()) };
+    let [input, output, old, new] = args else {
+        return Err("usage: rename_file IN OUT OLD-PATH NEW-PATH".into());
+    };
     let n = rename(Path::new(input), Path::new(output), old, new)?;
     writeln!(out, "{n} entr{} renamed", if n == 1 { "y" } else { "ies" })?;
     Ok(())

@@ -41,6 +41,9 @@ pub fn man() -> Result<(), Failure> {
     m.render_synopsis_section(&mut buf).map_err(io_fail)?;
     m.render_description_section(&mut buf).map_err(io_fail)?;
     m.render_options_section(&mut buf).map_err(io_fail)?;
+    if let Some(examples) = cmd.get_after_help() {
+        buf.extend_from_slice(roff_examples(&examples.to_string()).as_bytes());
+    }
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = sub.get_name().to_string();
         buf.extend_from_slice(format!(".SH \"CRIT {}\"\n", name.to_uppercase()).as_bytes());
@@ -48,10 +51,29 @@ pub fn man() -> Result<(), Failure> {
         sm.render_synopsis_section(&mut buf).map_err(io_fail)?;
         sm.render_description_section(&mut buf).map_err(io_fail)?;
         sm.render_options_section(&mut buf).map_err(io_fail)?;
+        if let Some(examples) = sub.get_after_help() {
+            buf.extend_from_slice(roff_examples(&examples.to_string()).as_bytes());
+        }
     }
     m.render_version_section(&mut buf).map_err(io_fail)?;
     let mut out = io::stdout().lock();
     out.write_all(&buf).and_then(|_| out.flush()).map_err(io_fail)
+}
+
+/// The `Examples:` text of `--help` as a man page subsection, lines kept
+/// as they are (`.nf`), roff's special characters escaped.
+fn roff_examples(text: &str) -> String {
+    let mut out = String::from(".SS EXAMPLES\n.nf\n");
+    for line in text.lines().skip_while(|l| l.trim_end().ends_with(':')) {
+        let line = line.replace('\\', "\\e").replace('-', "\\-");
+        if line.starts_with('.') || line.starts_with('\'') {
+            out.push_str("\\&");
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str(".fi\n");
+    out
 }
 
 fn io_fail(e: io::Error) -> Failure {

@@ -14,6 +14,7 @@ use crit::transcode::{self, DecodeOptions};
 mod check;
 mod convert;
 mod docs;
+mod examples;
 mod stream;
 mod views;
 mod mem;
@@ -23,7 +24,7 @@ mod coredump;
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (CRIU image schema 4.2)");
 
 #[derive(Parser)]
-#[command(name = "crit", version = VERSION, about = "CRiu Image Tool", disable_help_subcommand = true)]
+#[command(name = "crit", version = VERSION, about = "CRiu Image Tool", disable_help_subcommand = true, after_help = examples::CRIT)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -40,10 +41,13 @@ enum Format {
 #[derive(Subcommand)]
 enum Cmd {
     /// convert criu image from binary type to json
+    #[command(after_help = examples::DECODE)]
     Decode(DecodeArgs),
     /// convert criu image from json type to binary
+    #[command(after_help = examples::ENCODE)]
     Encode(EncodeArgs),
     /// show info about image
+    #[command(after_help = examples::INFO)]
     Info {
         /// the image (with --criu-version: the checkpoint directory)
         #[arg(value_name = "IN")]
@@ -53,18 +57,23 @@ enum Cmd {
         criu_version: bool,
     },
     /// Print a shell completion script (bash, zsh or fish)
+    #[command(after_help = examples::COMPLETIONS)]
     Completions {
         /// the shell
         #[arg(value_enum)]
         shell: docs::Shell,
     },
     /// Print the man page (roff)
+    #[command(after_help = examples::MAN)]
     Man,
     /// Convert a checkpoint to the image layout of another CRIU version
+    #[command(after_help = examples::CONVERT)]
     Convert(convert::ConvertArgs),
     /// Check a checkpoint: every image present, decodable and consistent (exit 1 on errors)
+    #[command(after_help = examples::CHECK)]
     Check(check::CheckArgs),
     /// explore image dir
+    #[command(after_help = examples::X)]
     X {
         /// the checkpoint directory
         dir: PathBuf,
@@ -76,6 +85,7 @@ enum Cmd {
         json: bool,
     },
     /// show statistics of a checkpoint (a directory or a container checkpoint archive)
+    #[command(after_help = examples::STATS)]
     Stats {
         /// the checkpoint directory or archive (.tar, .tar.gz, .tar.zst)
         dir: PathBuf,
@@ -84,14 +94,19 @@ enum Cmd {
         json: bool,
     },
     /// Serve images to `criu restore --stream`, converting JSON and applying edits on the fly
+    #[command(after_help = examples::SERVE)]
     Serve(stream::ServeArgs),
     /// Receive images from `criu dump --stream`, as binary or JSON
+    #[command(after_help = examples::CAPTURE)]
     Capture(stream::CaptureArgs),
     /// A dumped process's memory: mappings, bytes, search, extraction
+    #[command(after_help = examples::MEM)]
     Mem(mem::MemArgs),
     /// Write an ELF core file of each process, for gdb
+    #[command(after_help = examples::CORE)]
     Core(coredump::CoreArgs),
     /// convert criu image from binary to human-readable json
+    #[command(after_help = examples::SHOW)]
     Show {
         /// the image
         #[arg(value_name = "IN")]

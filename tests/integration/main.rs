@@ -5,6 +5,7 @@ mod check;
 mod cli;
 mod convert;
 mod coredump;
+mod docs;
 mod criu_e2e;
 mod golden;
 mod malformed;
