@@ -12,7 +12,7 @@
 #   CRIU_COREDUMP the `coredump` script of a CRIU source tree, to time
 #                 criu-coredump too (default: /opt/criu42-src/coredump/coredump
 #                 when it is there); it runs with the reference pycriu's
-#                 python3-protobuf.
+#                 python3-protobuf, for at most CD_TIMEOUT seconds (600).
 #
 # What is timed (wall clock, best of 3, with /usr/bin/time's max RSS):
 #   cp        cp of the pages files (coreutils uses copy_file_range)
@@ -103,7 +103,7 @@ best() {
         "$@" >/dev/null 2>&1 || true # warm-up and clean-up runs are the same command
         drop
         /usr/bin/time -f '%e %M' -o "$dir/time" "$@" >/dev/null 2>&1 || true
-        read -r t rss <"$dir/time"
+        read -r t rss < <(tail -n 1 "$dir/time")
         if awk -v a="$t" -v b="$bt" 'BEGIN { exit !(a < b) }'; then bt=$t brss=$rss; fi
     done
     echo "$bt $brss"
@@ -138,11 +138,11 @@ if [ -f "$cd_script" ]; then
     start=$(date +%s.%N)
     if PYTHONPATH=$src/lib:$(dirname "$cd_script"):$ref/host-root/usr/lib/python3/dist-packages \
         LD_LIBRARY_PATH=$ref/host-root/usr/lib/x86_64-linux-gnu \
-        /usr/bin/time -f '%e %M' -o "$dir/cd.time" python3 "$cd_script" -i "$dir/dump" -o "$dir/cd" >"$dir/cd.log" 2>&1; then
-        read -r t m <"$dir/cd.time"
+        timeout "${CD_TIMEOUT:-600}" /usr/bin/time -f '%e %M' -o "$dir/cd.time" python3 "$cd_script" -i "$dir/dump" -o "$dir/cd" >"$dir/cd.log" 2>&1; then
+        read -r t m < <(tail -n 1 "$dir/cd.time")
         report "criu-coredump (once)" "$t" "$m"
     else
-        echo "  criu-coredump failed after $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s: $(tail -n 1 "$dir/cd.log")"
+        echo "  criu-coredump: failed or not done after $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }') s (CD_TIMEOUT=${CD_TIMEOUT:-600}): $(tail -n 1 "$dir/cd.log")"
     fi
 else
     echo "  criu-coredump: not found (set CRIU_COREDUMP)"

@@ -172,6 +172,24 @@ pub struct Task {
 }
 
 /// A checkpoint: a set of images.
+///
+/// ```
+/// use crit::checkpoint::Checkpoint;
+///
+/// # fn main() -> crit::Result<()> {
+/// let ck = Checkpoint::open(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/criu41-threads"))?;
+/// let tasks = ck.tasks()?;
+/// assert_eq!(tasks.len(), 1);
+/// assert_eq!(tasks[0].threads.len(), 5);
+/// // Every thread has its own core-TID.img.
+/// for &tid in &tasks[0].threads {
+///     assert!(ck.core(tid)?.msg("thread_core").is_some());
+/// }
+/// // The process's open files, by files.img id.
+/// assert!(!ck.files()?.is_empty());
+/// # Ok(())
+/// # }
+/// ```
 pub struct Checkpoint {
     src: Box<dyn Source>,
     cache: RefCell<HashMap<String, Rc<Vec<Message>>>>,

@@ -1423,6 +1423,11 @@ mod tests {
         assert!(pieces.iter().all(|p| matches!(p.content, Content::Dumped { level: 0 })), "{pieces:?}");
         let want = std::fs::read(fixture("core-threads/cmdline")).unwrap();
         assert_eq!(buf, want);
+        // The environment it was started with (tests/fixtures/README-core.md).
+        let (a, b) = (mm.u64("mm_env_start").unwrap(), mm.u64("mm_env_end").unwrap());
+        let mut env = vec![0u8; (b - a) as usize];
+        mem.read(a, &mut env).unwrap();
+        assert_eq!(env, b"PATH=/usr/bin:/bin\0CRIT_FIXTURE=core-threads\0");
     }
 
     #[test]

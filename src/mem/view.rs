@@ -411,6 +411,8 @@ pub fn search(
     let mut buf = vec![0u8; 0];
     for (start, end) in regions {
         let mut pos = start;
+        // Matches do not overlap, across windows too.
+        let mut next_from = start;
         while pos < end {
             let window_end = pos.saturating_add(CHUNK as u64).min(end);
             let read_end = window_end.saturating_add(MAX_MATCH as u64).min(end);
@@ -423,6 +425,10 @@ pub fn search(
                 if at >= window_end && !last {
                     break;
                 }
+                if at < next_from {
+                    continue;
+                }
+                next_from = at + (m.len() as u64).max(1);
                 let Some(v) = mem.vma_at(at) else { continue };
                 let before_from = at.saturating_sub(context as u64).max(v.start);
                 let after_to = (pos + m.end() as u64).saturating_add(context as u64).min(v.end);
@@ -581,6 +587,16 @@ mod tests {
         // Fed in odd pieces, the same.
         assert_eq!(hd(&d, 0, &[1, 15, 3, 40, 7]), want);
         assert_eq!(hd(b"", 0, &[]), "");
+    }
+
+    #[test]
+    fn byte_patterns_match_raw_bytes() {
+        let f = Pattern::Bytes(vec![0xff, 0x00, b'.', b'a']).finder().unwrap();
+        assert_eq!(f.find(b"xx\xff\x00.a").map(|m| m.start()), Some(2));
+        assert!(f.find(b"xx\xff\x00ba").is_none(), "a literal, not a regex");
+        assert!(Pattern::Bytes(Vec::new()).finder().is_err());
+        let r = Pattern::regex("(?-u)\\xff[a-c]+").unwrap().finder().unwrap();
+        assert_eq!(r.find(b"\xff\xffabcd").map(|m| (m.start(), m.end())), Some((1, 5)));
     }
 
     #[test]

@@ -433,6 +433,34 @@ fn gdb_reads_the_core() {
     }
 }
 
+/// Without the mapped files the text is not in the core, and gdb takes it
+/// from the binary: the same frames, the same instructions.
+#[test]
+fn gdb_reads_text_from_the_binary_when_the_core_has_none() {
+    if !have("gdb", "the gdb checks of crit core") {
+        return;
+    }
+    let fx = core_fixture();
+    let images = fx.join("images");
+    let tmp = TempDir::new("core-gdb-nofiles");
+    let with = make_core(&images, &tmp.path().join("a"), &["--files-root", fx.join("root").to_str().unwrap()]);
+    let without = make_core(&images, &tmp.path().join("b"), &["--no-files"]);
+    let bin = fx.join("root/tmp/crit-core-fixtures/bin/core-threads");
+    let gdb = |core: &Path| -> String {
+        let o = Command::new("gdb")
+            .args(["-q", "-batch", "-nx", "-ex", "set pagination off", "-ex", "thread apply all bt", "-ex", "thread apply all x/3i $pc"])
+            .arg(&bin)
+            .arg(core)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with('#') || l.contains("=>") || l.starts_with("   0x")).collect::<Vec<_>>().join("\n")
+    };
+    let (a, b) = (gdb(&with), gdb(&without));
+    assert!(a.contains("reg_holder_inner") && a.contains("syscall"), "{a}");
+    assert_eq!(a, b);
+}
+
 /// readelf and eu-readelf accept the notes.
 #[test]
 fn readelf_and_eu_readelf_accept_the_core() {

@@ -624,3 +624,75 @@ fn mem_extract_writes_each_mapping() {
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].get("dumped"), Some(&Json::Int(8192)));
 }
+
+/// Make mapping `start..end` of process `pid` of dump `dir` fully dumped
+/// with `data` (a pagemap entry over it, the pages file rebuilt in order).
+fn fill_mapping(dir: &Path, pid: u32, start: u64, end: u64, data: &[u8]) {
+    assert_eq!(data.len() as u64, end - start);
+    let name = format!("pagemap-{pid}.img");
+    let msgs = read_image(&dir.join(&name));
+    let pages_name = format!("pages-{}.img", msgs[0].u64("pages_id").unwrap());
+    let pages = std::fs::read(dir.join(&pages_name)).unwrap();
+    let nr_form = msgs.iter().skip(1).any(|m| m.has("nr_pages"));
+    let (mut out, mut out_pages, mut off, mut placed) = (vec![msgs[0].clone()], Vec::new(), 0usize, false);
+    for m in msgs.iter().skip(1) {
+        let v = m.u64("vaddr").unwrap();
+        let n = m.u64("nr_pages").or_else(|| m.u64("compat_nr_pages")).unwrap();
+        let present = m.u64("flags").unwrap_or(4) & 4 != 0;
+        let bytes = if present { n as usize * 4096 } else { 0 };
+        if !placed && v >= start {
+            out.push(pagemap_entry(start, (end - start) / 4096, Some(pe::PRESENT), false, nr_form));
+            out_pages.extend_from_slice(data);
+            placed = true;
+        }
+        if v < start || v >= end {
+            out.push(m.clone());
+            out_pages.extend_from_slice(&pages[off..off + bytes]);
+        }
+        off += bytes;
+    }
+    assert!(placed);
+    write_pagemap(&dir.join(&name), &out);
+    std::fs::write(dir.join(&pages_name), out_pages).unwrap();
+}
+
+#[test]
+fn search_finds_matches_across_its_read_windows() {
+    let tmp = TempDir::new("search-win");
+    let src = core_fixture().join("images");
+    let pid = fixture_pid(&src);
+    let orig = Memory::open(&Checkpoint::open(&src).unwrap(), pid, &Files::None).unwrap();
+    let v = orig.vmas().iter().find(|v| v.len() == 8 << 20).unwrap().clone();
+    let w = 4usize << 20; // the search window
+    let put = |d: &mut Vec<u8>, at: usize, s: &[u8]| d[at..at + s.len()].copy_from_slice(s);
+    let run = |dir: &Path, args: &[&str]| -> Vec<u64> {
+        let mut a = vec!["mem", dir.to_str().unwrap()];
+        let p = pid.to_string();
+        a.push(&p);
+        a.extend_from_slice(args);
+        let o = crit(&a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| u64::from_str_radix(l.split_whitespace().next().unwrap(), 16).unwrap()).collect()
+    };
+    let (s, wu) = (v.start, w as u64);
+
+    let dir = tmp.path().join("d");
+    copy_dump(&src, &dir);
+    let mut data = vec![b'.'; v.len() as usize];
+    put(&mut data, 10, b"crit-win-marker");
+    put(&mut data, w - 7, b"crit-win-marker"); // straddles the window end
+    put(&mut data, w + 100, b"crit-win-marker");
+    put(&mut data, v.len() as usize - 15, b"crit-win-marker"); // the very end
+    fill_mapping(&dir, pid, v.start, v.end, &data);
+    assert_eq!(run(&dir, &["--search", "crit-win-marker"]), vec![s + 10, s + wu - 7, s + wu + 100, s + v.len() - 15]);
+
+    // Matches do not overlap, across the window end too: one pass's answer.
+    let dir = tmp.path().join("e");
+    copy_dump(&src, &dir);
+    let mut data = vec![b'.'; v.len() as usize];
+    put(&mut data, w - 4, b"aaaaaaaa");
+    fill_mapping(&dir, pid, v.start, v.end, &data);
+    assert_eq!(run(&dir, &["--search", "aaa"]), vec![s + wu - 4, s + wu - 1]);
+    let (from, to) = (format!("{:#x}", s + wu - 100), format!("{:#x}", s + wu + 100));
+    assert_eq!(run(&dir, &["--regex", "a{3}", "--from", &from, "--to", &to]), vec![s + wu - 4, s + wu - 1]);
+}
