@@ -343,3 +343,78 @@ fn epoll_and_fsnotify_side_images_merge_into_their_files() {
     assert!(files.iter().filter_map(|f| f.msg("ify")).any(|i| i.get_all("wd").count() > 0));
     assert!(files.iter().filter_map(|f| f.msg("ffy")).any(|i| i.get_all("mark").count() > 0));
 }
+
+/// Every present page of `orig` (a dump without parents) reads the same
+/// through `other`'s pagemap (which may be a chain).
+fn same_memory(orig: &Path, other: &Path, name: &str) {
+    use crit::mem::{Found, Pagemap};
+    let a = Pagemap::open(orig, name).unwrap().unwrap();
+    let b = Pagemap::open(other, name).unwrap().unwrap();
+    let mut pages = 0;
+    for r in a.levels()[0].runs().to_vec() {
+        if !r.in_file() {
+            continue;
+        }
+        for i in 0..r.pages {
+            let addr = r.vaddr + i * 4096;
+            let (Found::Pages { level: la, offset: oa }, _) = a.find(addr) else { panic!("{addr:#x}") };
+            let (Found::Pages { level: lb, offset: ob }, _) = b.find(addr) else { panic!("{addr:#x} not in {}", other.display()) };
+            let (mut x, mut y) = (vec![0u8; 4096], vec![0u8; 4096]);
+            a.read_pages(la, oa, &mut x).unwrap();
+            b.read_pages(lb, ob, &mut y).unwrap();
+            assert!(x == y, "page {addr:#x} differs");
+            pages += 1;
+        }
+    }
+    assert!(pages > 10);
+}
+
+#[test]
+fn a_pre_dump_chain_is_flattened() {
+    let src = fixture("criu42-sleep");
+    let pid = Checkpoint::open(&src).unwrap().tasks().unwrap()[0].pid;
+    let tmp = TempDir::new("conv-flat");
+    let top = crate::mem::three_level_chain(&src, tmp.path(), pid, false);
+    let name = format!("pagemap-{pid}.img");
+    assert!(crit::flatten::needs_parent(&top, &name).unwrap());
+    let flat = tmp.path().join("flat");
+    let r = convert::convert(&top, &flat, &to("4.2")).unwrap();
+    assert!(r.steps.iter().any(|s| s.transform == "flatten-chain"), "{:?}", r.steps);
+    assert!(std::fs::symlink_metadata(flat.join("parent")).is_err(), "no parent link left");
+    assert!(!crit::flatten::needs_parent(&flat, &name).unwrap());
+    for m in entries(&flat.join(&name)).iter().skip(1) {
+        assert_eq!(m.u64("flags").unwrap() & 1, 0, "no PE_PARENT entry left");
+    }
+    same_memory(&src, &flat, &name);
+    same_memory(&src, &top, &name);
+    // The flattened pagemap and pages are what serve streams for the chain.
+    let pm = crit::flatten::write_pagemap(&top, &name, Vec::new()).unwrap();
+    assert_eq!(pm, std::fs::read(flat.join(&name)).unwrap());
+}
+
+#[test]
+fn real_criu_restores_a_flattened_chain() {
+    if !is_root() {
+        eprintln!("SKIP: needs root to dump and restore with CRIU");
+        return;
+    }
+    let Some(r) = reference() else { return };
+    let tmp = TempDir::new("conv-flat-real");
+    let dump = tmp.path().join("dump");
+    std::fs::create_dir(&dump).unwrap();
+    let mut child = Command::new("setsid").args(["sleep", "1000"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = child.id();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let o = Command::new(r.criu()).args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"]).arg(&dump).output().unwrap();
+    assert!(o.status.success(), "dump: {}", errors_of(&dump.join("dump.log")));
+    let _ = child.wait();
+    let chain = tmp.path().join("chain");
+    std::fs::create_dir(&chain).unwrap();
+    let top = crate::mem::three_level_chain(&dump, &chain, pid, false);
+    let flat = tmp.path().join("flat");
+    convert::convert(&top, &flat, &to("4.1")).unwrap();
+    assert!(restore(r, &flat), "CRIU 4.1.1 restores the flattened chain");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    kill(pid);
+    assert_eq!(comm, "sleep\n");
+}

@@ -172,7 +172,7 @@ fn page_no(v: u64) -> u64 {
 
 /// A chain of three: `top` (kept pages), `p1` (every third page),
 /// `p2` (every third page after that), as siblings in `root`.
-fn three_level_chain(src: &Path, root: &Path, pid: u32, old_form: bool) -> PathBuf {
+pub fn three_level_chain(src: &Path, root: &Path, pid: u32, old_form: bool) -> PathBuf {
     let top = root.join("top");
     copy_dump(src, &top);
     let (m2, _) = rewrite(&top, Some(&root.join("p2")), pid, old_form, &|v| if page_no(v) % 3 == 1 { Fate::Parent } else { Fate::Keep });

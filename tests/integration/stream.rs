@@ -504,3 +504,21 @@ fn real_criu_41_restores_a_42_layout_served_with_convert_to() {
     restore_streamed(r, &up, &["--convert-to", "4.1"]);
     assert_eq!(comm_and_kill(pid), "sleep\n");
 }
+
+#[test]
+fn real_criu_restores_a_pre_dump_chain_through_serve() {
+    let Some(r) = criu_ready() else { return };
+    let tmp = TempDir::new("real-chain");
+    let dump = tmp.path().join("dump");
+    std::fs::create_dir(&dump).unwrap();
+    let (mut child, pid) = spawn_sleep();
+    let o = Command::new(r.criu()).args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"]).arg(&dump).output().unwrap();
+    assert!(o.status.success(), "{}", errors_of(&dump.join("dump.log")));
+    let _ = child.wait();
+    let chain = tmp.path().join("chain");
+    std::fs::create_dir(&chain).unwrap();
+    // CRIU cannot follow parents while streaming: serve flattens the chain.
+    let top = crate::mem::three_level_chain(&dump, &chain, pid, false);
+    restore_streamed(r, &top, &[]);
+    assert_eq!(comm_and_kill(pid), "sleep\n");
+}
