@@ -236,3 +236,68 @@ mod tests {
         assert!(!ENABLED.load(Ordering::Relaxed));
     }
 }
+
+/// Counters that many threads add to, drawn as a [`Meter`] line by a
+/// thread of its own (for `serve` and `capture`, whose files move in
+/// parallel threads).
+#[derive(Default)]
+pub struct Shared {
+    files: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    /// One more file done.
+    pub fn file_done(&self) {
+        self.files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `n` more bytes moved.
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Start drawing `what` (only when [`active`]); the returned guard stops
+    /// the drawing thread and erases the line when dropped.
+    pub fn draw(self: &std::sync::Arc<Self>, what: &str) -> Option<SharedGuard> {
+        if !active() {
+            return None;
+        }
+        let me = self.clone();
+        let what = what.to_string();
+        let t = std::thread::spawn(move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut m = Meter::new(&what, None);
+            let (mut f, mut b) = (0, 0);
+            while !me.done.load(Relaxed) {
+                let (nf, nb) = (me.files.load(Relaxed), me.bytes.load(Relaxed));
+                for _ in f..nf {
+                    m.file_done();
+                }
+                if nb > b {
+                    m.add_bytes(nb - b);
+                }
+                (f, b) = (nf, nb);
+                std::thread::sleep(INTERVAL);
+            }
+            m.finish();
+        });
+        Some(SharedGuard { shared: self.clone(), thread: Some(t) })
+    }
+}
+
+/// Stops a [`Shared`] display when dropped.
+pub struct SharedGuard {
+    shared: std::sync::Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SharedGuard {
+    fn drop(&mut self) {
+        self.shared.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

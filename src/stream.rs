@@ -227,13 +227,16 @@ impl Progress {
     }
 }
 
-fn splice_or_copy(from: &mut File, to: &File) -> io::Result<u64> {
+fn splice_or_copy(from: &mut File, to: &File, live: &crate::progress::Shared) -> io::Result<u64> {
     use nix::fcntl::{splice, SpliceFFlags};
     let mut total = 0u64;
     loop {
         match splice(from.as_fd(), None, to.as_fd(), None, 1 << 20, SpliceFFlags::SPLICE_F_MOVE) {
             Ok(0) => return Ok(total),
-            Ok(n) => total += n as u64,
+            Ok(n) => {
+                total += n as u64;
+                live.add_bytes(n as u64);
+            }
             Err(nix::errno::Errno::EINTR) => {}
             Err(nix::errno::Errno::EINVAL) if total == 0 => {
                 // Not spliceable (e.g. a file system without splice): copy.
@@ -275,6 +278,8 @@ pub fn capture_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &C
     let mut threads = Vec::new();
     let mut summary = Summary::default();
     let mut first = true;
+    let live = Arc::new(crate::progress::Shared::default());
+    let _display = live.draw("capture");
     loop {
         let name = match read_request(&mut conn) {
             Ok(Some(n)) => n,
@@ -297,9 +302,14 @@ pub fn capture_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &C
         let dir = dir.to_path_buf();
         let json = opts.json;
         let reports = reports.clone();
+        let live = live.clone();
         threads.push(thread::spawn(move || {
             let mut pipe = File::from(fd);
             let r = write_captured(&dir, &name, &mut pipe, json);
+            if let Ok(n) = &r {
+                live.add_bytes(*n);
+            }
+            live.file_done();
             let rep = match r {
                 Ok(bytes) => FileReport { name, bytes, problem: None, closed_early: false },
                 Err(e) => FileReport { name, bytes: 0, problem: Some(e.to_string()), closed_early: false },
@@ -514,6 +524,8 @@ pub fn serve_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &Ser
     let reports: Arc<Mutex<Vec<FileReport>>> = Arc::new(Mutex::new(Vec::new()));
     let edits = Arc::new(opts.edits.clone());
     let chained = chained_pagemaps(dir)?;
+    let live = Arc::new(crate::progress::Shared::default());
+    let _display = live.draw("serve");
     let mut threads = Vec::new();
     let mut summary = Summary::default();
     loop {
@@ -540,10 +552,16 @@ pub fn serve_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &Ser
         let fd = recv_fd(&conn)?;
         let reports = reports.clone();
         let edits = edits.clone();
+        let live = live.clone();
         threads.push(thread::spawn(move || {
             let pipe = File::from(fd);
             let mine: Vec<&Edit> = edits.iter().filter(|e| e.image() == name).collect();
-            let r = serve_one(&origin, &mine, pipe);
+            let r = serve_one(&origin, &mine, pipe, &live);
+            // Pass-through files count their bytes as they go; the others here.
+            if let (Ok(n), false) = (&r, matches!(origin, Origin::Binary(_)) && mine.is_empty()) {
+                live.add_bytes(*n);
+            }
+            live.file_done();
             let rep = match r {
                 Ok(bytes) => FileReport { name, bytes, problem: None, closed_early: false },
                 Err(e) if e.is_broken_pipe() => FileReport { name, bytes: 0, problem: None, closed_early: true },
@@ -563,7 +581,7 @@ pub fn serve_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &Ser
     Ok(summary)
 }
 
-fn serve_one(origin: &Origin, edits: &[&Edit], pipe: File) -> Result<u64> {
+fn serve_one(origin: &Origin, edits: &[&Edit], pipe: File, live: &crate::progress::Shared) -> Result<u64> {
     match (origin, edits.is_empty()) {
         (Origin::FlatPages(dir, pm), _) => {
             let (w, n) = crate::flatten::write_pages(dir, pm, BufWriter::with_capacity(1 << 16, pipe))?;
@@ -578,7 +596,7 @@ fn serve_one(origin: &Origin, edits: &[&Edit], pipe: File) -> Result<u64> {
         }
         (Origin::Binary(p), true) => {
             let mut f = File::open(p).map_err(|e| Error::from(e).in_file(p))?;
-            Ok(splice_or_copy(&mut f, &pipe)?)
+            Ok(splice_or_copy(&mut f, &pipe, live)?)
         }
         (Origin::Json(p), true) => {
             let f = File::open(p).map_err(|e| Error::from(e).in_file(p))?;

@@ -46,9 +46,12 @@ pub fn run(a: CoreArgs) -> Result<(), Failure> {
         }
     };
     std::fs::create_dir_all(&a.out).map_err(|e| Failure::new(format!("crit: {}: {e}", a.out.display())))?;
+    let mut meter = crit::progress::Meter::new("core", Some(pids.len() as u64));
     for pid in pids {
         let path = a.out.join(coredump::core_name(pid));
         let r = coredump::write_core(&ck, pid, &path, &opts).map_err(fail)?;
+        meter.add_bytes(r.size);
+        meter.file_done();
         for w in &r.warnings {
             eprintln!("crit: process {pid}: {w}");
         }
@@ -66,5 +69,6 @@ pub fn run(a: CoreArgs) -> Result<(), Failure> {
             size_text(unknown)
         );
     }
+    meter.finish();
     Ok(())
 }
