@@ -205,19 +205,7 @@ fn restore(r: &Reference, dir: &Path) -> bool {
 }
 
 fn kill(pid: u32) {
-    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    // Wait until the pid is free again (the restored task is reaped by init).
-    for _ in 0..300 {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            return;
-        }
-        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if st.contains(") Z ") {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            continue;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    kill_and_reap(pid);
 }
 
 #[test]

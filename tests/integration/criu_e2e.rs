@@ -60,6 +60,6 @@ fn edited_comm_survives_restore() {
         log.lines().filter(|l| l.contains("Error")).collect::<Vec<_>>().join("\n")
     );
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    kill_and_reap(pid);
     assert_eq!(comm, "edited\n");
 }

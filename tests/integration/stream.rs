@@ -330,7 +330,7 @@ fn restore_streamed(r: &Reference, dir: &Path, extra: &[&str]) {
 
 fn comm_and_kill(pid: u32) -> String {
     let c = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    kill_and_reap(pid);
     c
 }
 

@@ -166,3 +166,19 @@ pub fn shm_in_pagemaps(data: &[u8]) -> bool {
     any
 }
 
+
+/// Kill a process (a restored one) and wait until its pid is free again:
+/// reap it if it became our child (a test may make this process a child
+/// subreaper), else wait for whoever reaps it.
+pub fn kill_and_reap(pid: u32) {
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    let p = nix::unistd::Pid::from_raw(pid as i32);
+    let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+    for _ in 0..500 {
+        let _ = waitpid(p, Some(WaitPidFlag::WNOHANG));
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
