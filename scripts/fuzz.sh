@@ -105,7 +105,7 @@ figures() {
     eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
     local last
-    last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+    last=$(grep -aE '^#[0-9]+' "$log" | tail -1)
     cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$last")
     ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$last")
     corp=$(sed -nE 's/.* corp: ([0-9]+\/[0-9]+[a-zA-Z]*).*/\1/p' <<<"$last")
@@ -132,7 +132,8 @@ fi
 
 build
 DICT=$(make_dict)
-logs=$FUZZ/target/logs
+# One log folder per run, so that runs at the same time do not mix.
+logs=$FUZZ/target/logs/$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$logs"
 start=$(date +%s)
 running=0
@@ -157,7 +158,7 @@ if ((fail)); then
     for t in "${targets[@]}"; do
         if [[ $(cat "$logs/$t.log.rc") != 0 ]]; then
             echo "--- $t ---"
-            grep -E 'panicked|ERROR|==crit-fuzz==|Test unit written|SUMMARY' "$logs/$t.log" | head -20
+            grep -aE 'panicked|ERROR|==crit-fuzz==|Test unit written|SUMMARY' "$logs/$t.log" | head -20
         fi
     done
     exit 1

@@ -4,7 +4,7 @@
 //! the byte offset, the entry index and the field.  The binary prints them on
 //! one line and decides the exit code; the library never panics on input.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io;
 use std::path::PathBuf;
 
@@ -187,10 +187,13 @@ impl fmt::Display for Error {
         if let Some(field) = &self.loc.field {
             parts.push(format!("field {field}"));
         }
-        if parts.is_empty() {
-            write!(f, "{}", self.kind)
+        let text = if parts.is_empty() { self.kind.to_string() } else { format!("{}: {}", parts.join(", "), self.kind) };
+        // One line, whatever the input put in it (a file name, a tar
+        // header's text): control characters are shown escaped.
+        if text.chars().any(char::is_control) {
+            text.chars().try_for_each(|c| if c.is_control() { write!(f, "{}", c.escape_default()) } else { f.write_char(c) })
         } else {
-            write!(f, "{}: {}", parts.join(", "), self.kind)
+            f.write_str(&text)
         }
     }
 }

@@ -458,6 +458,28 @@ impl<R: Read> Iterator for ImageReader<R> {
 }
 
 /// Writes an image.
+///
+/// ```
+/// use crit::image::{ImageReader, ImageWriter};
+/// use crit::wire::Value;
+///
+/// # fn main() -> crit::Result<()> {
+/// // The entry of a bundled pstree.img, with another pid, in a new image.
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/criu42-sleep/pstree.img");
+/// let mut rd = ImageReader::open(std::fs::File::open(path)?)?;
+/// let mut entry = rd.next_item()?.expect("an entry").msg;
+/// entry.set("pid", Value::Uint(42))?;
+/// let mut w = ImageWriter::new(Vec::new(), rd.kind())?;
+/// w.write_message(&entry)?;
+/// let bytes = w.finish()?;
+///
+/// let mut back = ImageReader::open(&bytes[..])?;
+/// assert_eq!(back.kind().name, "PSTREE");
+/// assert_eq!(back.next_item()?.expect("an entry").msg.u64("pid"), Some(42));
+/// assert!(back.next_item()?.is_none());
+/// # Ok(())
+/// # }
+/// ```
 pub struct ImageWriter<W: Write> {
     w: W,
     kind: &'static ImageKind,

@@ -159,15 +159,34 @@ pub fn decode(data: &[u8]) {
     }
 }
 
-/// Whether every entry of an image has all its required fields.
+/// Whether every entry of an image has all its required fields, and no
+/// unix socket name that crit's quoted-printable cannot carry.
 fn complete(img: &[u8]) -> bool {
     let Ok(mut rd) = crit::image::ImageReader::open(img) else { return false };
     while let Ok(Some(item)) = rd.next_item() {
-        if !item.msg.missing_required().is_empty() {
+        if !item.msg.missing_required().is_empty() || qp_lossy(&item.msg) {
             return false;
         }
     }
     true
+}
+
+/// Unix socket names are quoted-printable in crit's JSON (Python's
+/// `quopri`), which does not give back every byte string: CR and LF come
+/// back as line breaks of its own, and trailing white space before them
+/// changes.  We print the same text as crit, so such a name does not
+/// survive JSON; the round-trip properties leave those messages out.
+fn qp_lossy(m: &Message) -> bool {
+    use crit::wire::Value;
+    m.fields.iter().any(|(n, v)| match v {
+        Value::Msg(sub) => qp_lossy(sub),
+        Value::Bytes(b) => {
+            let d = m.ty.desc();
+            d.field_index(*n).is_some_and(|i| d.fields[i].opts.conv == Some("unix_name"))
+                && crit::json::pyfmt::qp_decode(crit::json::pyfmt::qp_encode(b).as_bytes()) != *b
+        }
+        _ => false,
+    })
 }
 
 /// Target `encode`: the input is JSON text.
@@ -180,6 +199,9 @@ pub fn encode(data: &[u8]) {
         Err(e) => return one_line("encode", &e),
     };
     let json = dec(&img, RAW).unwrap_or_else(|e| panic!("an image made by encode does not decode: {e}"));
+    if !complete(&img) {
+        return;
+    }
     let img2 = enc(&json).unwrap_or_else(|e| panic!("the JSON of an image made by encode does not encode: {e}"));
     assert!(img2 == img, "encode(decode(y)) != y for an image y made by encode");
     let nice = dec(&img, NICE).unwrap_or_else(|e| panic!("an image made by encode does not decode nice: {e}"));
@@ -208,11 +230,15 @@ pub fn message(data: &[u8]) {
     let bytes = m.to_bytes();
     let m2 = Message::decode(ty, &bytes).unwrap_or_else(|e| panic!("{name}: our own encoding does not decode: {e}"));
     assert!(m2.to_bytes() == bytes, "{name}: encode(decode(y)) != y for bytes y we wrote");
+    if qp_lossy(&m) {
+        return;
+    }
     for nice in [false, true] {
         let text = to_json(&m, nice);
         let j = parse_slice(&text).unwrap_or_else(|e| panic!("{name}: our JSON does not parse (nice {nice}): {e}"));
         let back = message_from_json(ty, &j).unwrap_or_else(|e| panic!("{name}: our JSON does not map back (nice {nice}): {e}"));
-        assert!(to_json(&back, nice) == text, "{name}: JSON → message → JSON changes the JSON (nice {nice})");
+        let text2 = to_json(&back, nice);
+        assert!(text2 == text, "{name}: JSON → message → JSON changes the JSON (nice {nice}): {}", diff(&text, &text2));
         let again = message_from_json(ty, &parse_slice(&to_json(&back, false)).unwrap_or(Json::Null));
         assert!(
             again.map(|a| a.to_bytes()).ok() == Some(back.to_bytes()),
