@@ -75,7 +75,8 @@ fn make_pages(path: &Path, bytes: u64) {
 }
 
 fn serve_once(dir: &Path) -> (f64, i64, f64, u64) {
-    let child = Command::new(crit_bin()).arg("serve").arg(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child =
+        Command::new(crit_bin()).arg("serve").arg(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let pid = child.id() as i32;
     let mut s = connect(&dir.join(stream::SERVE_SOCKET));
     let t = Instant::now();
@@ -97,7 +98,8 @@ fn capture_once(dir: &Path, src: &Path) -> (f64, i64, f64, u64) {
     let out = dir.join("captured");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
-    let child = Command::new(crit_bin()).arg("capture").arg(&out).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child =
+        Command::new(crit_bin()).arg("capture").arg(&out).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let pid = child.id() as i32;
     let mut s = connect(&out.join(stream::CAPTURE_SOCKET));
     let t = Instant::now();
@@ -124,7 +126,9 @@ fn capture_once(dir: &Path, src: &Path) -> (f64, i64, f64, u64) {
 }
 
 fn main() {
-    let base = std::env::var_os("CRIT_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("crit-bench-stream"));
+    let base = std::env::var_os("CRIT_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("crit-bench-stream"));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).unwrap();
     println!("| operation | image | CPU s | CPU s/GB | wall s | peak RSS MiB |");
@@ -136,7 +140,11 @@ fn main() {
         make_pages(&pages, gib << 30);
         for (what, (cpu, rss, wall, n)) in [("serve", serve_once(&dir)), ("capture", capture_once(&base, &pages))] {
             let gb = n as f64 / 1e9;
-            println!("| {what} | {gib} GiB pages | {cpu:.3} | {:.3} | {wall:.2} | {:.1} |", cpu / gb, rss as f64 / 1024.0);
+            println!(
+                "| {what} | {gib} GiB pages | {cpu:.3} | {:.3} | {wall:.2} | {:.1} |",
+                cpu / gb,
+                rss as f64 / 1024.0
+            );
         }
         let _ = std::fs::remove_file(&pages);
     }

@@ -282,8 +282,10 @@ impl ArchiveSource {
         let size = if matches!(kind, Kind::File) { e.size() } else { 0 };
         let offset = e.raw_file_position();
         if !cache && offset.saturating_add(size) > self.file_size {
-            return Err(Error::other(format!("the archive is truncated: member {raw:?} ends past the end of the file"))
-                .in_file(&self.path));
+            return Err(Error::other(format!(
+                "the archive is truncated: member {raw:?} ends past the end of the file"
+            ))
+            .in_file(&self.path));
         }
         let mut data = None;
         if cache

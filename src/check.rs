@@ -132,8 +132,14 @@ pub static CHECKS: &[(&str, &str)] = &[
     ("required-field", "an entry without a field its message requires"),
     ("entry-count", "an image read as one entry holds none, or more than one"),
     ("inventory", "the image version, the per-id fdinfo layout and the root cgroup set of inventory.img"),
-    ("file-entry", "a files.img (or per-type) entry: known type, the sub-message of that type, matching ids, unique ids"),
-    ("file-id", "an id that must name a file (fdinfo, exe, cwd, root, mapped files, fifo and tty paths, remaps, SCM rights)"),
+    (
+        "file-entry",
+        "a files.img (or per-type) entry: known type, the sub-message of that type, matching ids, unique ids",
+    ),
+    (
+        "file-id",
+        "an id that must name a file (fdinfo, exe, cwd, root, mapped files, fifo and tty paths, remaps, SCM rights)",
+    ),
     ("fd", "fd numbers: unique in a table; those named by file locks and epoll targets exist"),
     ("pipe", "pipe and fifo data for pipes that exist; data within the pipe size"),
     ("unix-peer", "the peer of every unix socket exists"),
@@ -543,7 +549,15 @@ impl Facts {
         self.names.get(i as usize).map(String::as_str).unwrap_or("?")
     }
 
-    fn add_ref(&mut self, check: &'static str, image: &str, entry: usize, field: impl Into<Cow<'static, str>>, target: Target, id: u64) {
+    fn add_ref(
+        &mut self,
+        check: &'static str,
+        image: &str,
+        entry: usize,
+        field: impl Into<Cow<'static, str>>,
+        target: Target,
+        id: u64,
+    ) {
         let image = self.idx(image);
         self.refs.push(Ref { check, image, entry, field: field.into(), target, id, severity: Severity::Error });
     }
@@ -687,7 +701,10 @@ fn decode_finding(f: &Facts, name: &str, e: &Error) -> Finding {
                         Some(0) | None => "the end of the image or an entry".to_string(),
                         Some(i) => format!("the end of the image after entry {}", i - 1),
                     })
-                    .found(format!("{} at offset {at} that are not an entry", plural(size.saturating_sub(at), "stray byte")))
+                    .found(format!(
+                        "{} at offset {at} that are not an entry",
+                        plural(size.saturating_sub(at), "stray byte")
+                    ))
             } else {
                 Finding::error("truncated", name)
                     .expect(format!("{need} bytes of {what}"))
@@ -748,7 +765,11 @@ fn scan_image(ck: &Checkpoint, f: &mut Facts, parent: &mut ParentState, name: &s
                         Finding::error("required-field", name)
                             .at(item.index)
                             .field(missing.join(","))
-                            .expect(format!("the required field{} of {}", if missing.len() > 1 { "s" } else { "" }, item.msg.ty.desc().name))
+                            .expect(format!(
+                                "the required field{} of {}",
+                                if missing.len() > 1 { "s" } else { "" },
+                                item.msg.ty.desc().name
+                            ))
                             .found("absent"),
                     );
                 }
@@ -810,8 +831,21 @@ impl ImageState {
 
 /// Kinds CRIU reads as a single entry (`pb_read_one`).
 static SINGLE_ENTRY: &[&str] = &[
-    "INVENTORY", "CORE", "IDS", "MM", "FS", "UTSNS", "IPC_VAR", "TIMENS", "NETNS", "PIDNS", "SECCOMP", "STATS",
-    "CPUINFO", "USERNS", "TCP_STREAM",
+    "INVENTORY",
+    "CORE",
+    "IDS",
+    "MM",
+    "FS",
+    "UTSNS",
+    "IPC_VAR",
+    "TIMENS",
+    "NETNS",
+    "PIDNS",
+    "SECCOMP",
+    "STATS",
+    "CPUINFO",
+    "USERNS",
+    "TCP_STREAM",
 ];
 
 fn finish_image(f: &mut Facts, st: &mut ImageState) {
@@ -872,7 +906,13 @@ fn visit(f: &mut Facts, parent: &mut ParentState, st: &mut ImageState, item: &It
             let ty = m.enum_value("type").unwrap_or(FD_UND);
             let fd = u(m, "fd");
             if !st.fds.insert(fd) {
-                f.push(Finding::error("fd", name.clone()).at(e).field("fd").expect("each fd number once in the table").found(format!("fd {fd} again")));
+                f.push(
+                    Finding::error("fd", name.clone())
+                        .at(e)
+                        .field("fd")
+                        .expect("each fd number once in the table")
+                        .found(format!("fd {fd} again")),
+                );
             }
             let target = if ty == FD_UND { Target::File(None) } else { Target::File(Some(ty)) };
             f.add_ref("file-id", &name, e, "id", target, u(m, "id"));
@@ -907,7 +947,13 @@ fn visit(f: &mut Facts, parent: &mut ParentState, st: &mut ImageState, item: &It
                 f.tcp_streams.insert(ino, name.clone());
             }
             if !m.has("unsq_len") {
-                f.push(Finding::error("tcp-stream", name.clone()).at(e).field("unsq_len").expect("the unsent queue length").found("absent"));
+                f.push(
+                    Finding::error("tcp-stream", name.clone())
+                        .at(e)
+                        .field("unsq_len")
+                        .expect("the unsent queue length")
+                        .found("absent"),
+                );
             }
         }
         "TTY_INFO" => visit_tty_info(f, &name, e, m),
@@ -941,7 +987,12 @@ fn visit(f: &mut Facts, parent: &mut ParentState, st: &mut ImageState, item: &It
             if !f.files_from_files_img {
                 f.add_ref("file-id", &name, e, "id", Target::File(Some(FD_EVENTPOLL)), u(m, "id"));
                 let image = f.idx(&name);
-                f.epoll.entry(u(m, "id")).or_default().push(EpollTarget { image, entry: e, field: "tfd".into(), tfd: u(m, "tfd") });
+                f.epoll.entry(u(m, "id")).or_default().push(EpollTarget {
+                    image,
+                    entry: e,
+                    field: "tfd".into(),
+                    tfd: u(m, "tfd"),
+                });
             }
         }
         "PAGEMAP" => visit_pagemap(f, parent, st, item),
@@ -985,7 +1036,13 @@ fn visit_inventory(f: &mut Facts, name: &str, e: usize, m: &Message) {
         );
     }
     if m.has("root_cg_set") && u(m, "root_cg_set") == 0 {
-        f.push(Finding::error("inventory", name).at(e).field("root_cg_set").expect("a cgroup set id other than 0").found("0"));
+        f.push(
+            Finding::error("inventory", name)
+                .at(e)
+                .field("root_cg_set")
+                .expect("a cgroup set id other than 0")
+                .found("0"),
+        );
     }
     f.inventory.root_ids = m.msg("root_ids").cloned();
     f.inventory.ns_per_id = m.bool("ns_per_id") == Some(true);
@@ -1001,7 +1058,9 @@ fn visit_core(f: &mut Facts, name: &str, m: &Message) -> CoreRec {
     let mtype = m.enum_value("mtype").unwrap_or(0);
     let arch = ARCH_INFO.iter().find(|(t, _)| *t == mtype);
     if arch.is_none() {
-        f.push(Finding::error("core", name).at(0).field("mtype").expect("a known architecture").found(format!("{mtype}")));
+        f.push(
+            Finding::error("core", name).at(0).field("mtype").expect("a known architecture").found(format!("{mtype}")),
+        );
     }
     // Zombies have no registers: whether a live thread has them is checked
     // against the task state later.
@@ -1049,10 +1108,22 @@ fn check_itimer(f: &mut Facts, name: &str, which: &str, it: &Message) {
     for (sec, usec) in [("isec", "iusec"), ("vsec", "vusec")] {
         let (s, us) = (u(it, sec), u(it, usec));
         if (s as i64) < 0 {
-            f.push(Finding::error("timer", name).at(0).field(format!("tc.timers.{which}.{sec}")).expect("a non-negative number of seconds").found(format!("{}", s as i64)));
+            f.push(
+                Finding::error("timer", name)
+                    .at(0)
+                    .field(format!("tc.timers.{which}.{sec}"))
+                    .expect("a non-negative number of seconds")
+                    .found(format!("{}", s as i64)),
+            );
         }
         if us >= 1_000_000 {
-            f.push(Finding::error("timer", name).at(0).field(format!("tc.timers.{which}.{usec}")).expect("less than 1000000 microseconds").found(us.to_string()));
+            f.push(
+                Finding::error("timer", name)
+                    .at(0)
+                    .field(format!("tc.timers.{which}.{usec}"))
+                    .expect("less than 1000000 microseconds")
+                    .found(us.to_string()),
+            );
         }
     }
 }
@@ -1064,21 +1135,45 @@ fn check_posix_timer(f: &mut Facts, name: &str, i: usize, p: &Message) -> Option
     for (sec, nsec) in [("isec", "insec"), ("vsec", "vnsec")] {
         let (s, ns) = (u(p, sec), u(p, nsec));
         if (s as i64) < 0 {
-            f.push(Finding::error("timer", name).at(0).field(at(sec)).expect("a non-negative number of seconds").found(format!("{}", s as i64)));
+            f.push(
+                Finding::error("timer", name)
+                    .at(0)
+                    .field(at(sec))
+                    .expect("a non-negative number of seconds")
+                    .found(format!("{}", s as i64)),
+            );
         }
         if ns >= 1_000_000_000 {
-            f.push(Finding::error("timer", name).at(0).field(at(nsec)).expect("less than 1000000000 nanoseconds").found(ns.to_string()));
+            f.push(
+                Finding::error("timer", name)
+                    .at(0)
+                    .field(at(nsec))
+                    .expect("less than 1000000000 nanoseconds")
+                    .found(ns.to_string()),
+            );
         }
     }
     let notify = u(p, "it_sigev_notify");
     const SIGEV_NONE: u64 = 1;
     const SIGEV_THREAD_ID: u64 = 4;
     if ![0, SIGEV_NONE, 2, SIGEV_THREAD_ID].contains(&notify) {
-        f.push(Finding::error("timer", name).at(0).field(at("it_sigev_notify")).expect("SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD or SIGEV_THREAD_ID").found(notify.to_string()));
+        f.push(
+            Finding::error("timer", name)
+                .at(0)
+                .field(at("it_sigev_notify"))
+                .expect("SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD or SIGEV_THREAD_ID")
+                .found(notify.to_string()),
+        );
     }
     let signo = u(p, "si_signo");
     if notify != SIGEV_NONE && !(1..=SIGMAX).contains(&signo) {
-        f.push(Finding::error("timer", name).at(0).field(at("si_signo")).expect(format!("a signal 1..{SIGMAX}")).found(signo.to_string()));
+        f.push(
+            Finding::error("timer", name)
+                .at(0)
+                .field(at("si_signo"))
+                .expect(format!("a signal 1..{SIGMAX}"))
+                .found(signo.to_string()),
+        );
     }
     (notify == SIGEV_THREAD_ID).then(|| p.i64("notify_thread_id").unwrap_or(0) as u64)
 }
@@ -1088,12 +1183,24 @@ fn check_signals(f: &mut Facts, name: &str, at: &str, q: &Message) {
         let field = format!("{at}.signals[{i}].siginfo");
         let Some(b) = bytes_of(s, "siginfo") else { continue };
         if b.len() != SIGINFO_SIZE {
-            f.push(Finding::error("signal", name).at(0).field(field).expect(format!("a {SIGINFO_SIZE}-byte siginfo")).found(plural(b.len() as u64, "byte")));
+            f.push(
+                Finding::error("signal", name)
+                    .at(0)
+                    .field(field)
+                    .expect(format!("a {SIGINFO_SIZE}-byte siginfo"))
+                    .found(plural(b.len() as u64, "byte")),
+            );
             continue;
         }
         let signo = b.get(..4).and_then(|w| w.try_into().ok()).map(i32::from_le_bytes).unwrap_or(0);
         if !(1..=SIGMAX as i32).contains(&signo) {
-            f.push(Finding::error("signal", name).at(0).field(field).expect(format!("a signal 1..{SIGMAX} in si_signo")).found(signo.to_string()));
+            f.push(
+                Finding::error("signal", name)
+                    .at(0)
+                    .field(field)
+                    .expect(format!("a signal 1..{SIGMAX} in si_signo"))
+                    .found(signo.to_string()),
+            );
         }
     }
 }
@@ -1106,9 +1213,21 @@ fn visit_mm(f: &mut Facts, name: &str, pid: u32, m: &Message) {
         let (start, end, status, shmid) = (u(v, "start"), u(v, "end"), u(v, "status"), u(v, "shmid"));
         let at = |field: &str| format!("vmas[{i}].{field}");
         if start % PAGE != 0 || end % PAGE != 0 || end <= start {
-            f.push(Finding::error("vma", name).at(0).field(at("end")).expect("a non-empty, page-aligned range").found(format!("{start:#x}-{end:#x}")));
+            f.push(
+                Finding::error("vma", name)
+                    .at(0)
+                    .field(at("end"))
+                    .expect("a non-empty, page-aligned range")
+                    .found(format!("{start:#x}-{end:#x}")),
+            );
         } else if start < prev_end {
-            f.push(Finding::error("vma", name).at(0).field(at("start")).expect(format!("a mapping at or after {prev_end:#x} (sorted, no overlap)")).found(format!("{start:#x}")));
+            f.push(
+                Finding::error("vma", name)
+                    .at(0)
+                    .field(at("start"))
+                    .expect(format!("a mapping at or after {prev_end:#x} (sorted, no overlap)"))
+                    .found(format!("{start:#x}")),
+            );
         }
         prev_end = prev_end.max(end);
         if status & VMA_AREA_MEMFD != 0 {
@@ -1137,7 +1256,9 @@ fn visit_file_entry(f: &mut Facts, name: &str, e: usize, m: &Message) {
     let ty = m.enum_value("type").unwrap_or(-1);
     let id = u(m, "id");
     let Some(k) = file_kind(ty) else {
-        f.push(Finding::error("file-entry", name).at(e).field("type").expect("a known file type").found(fd_type_name(ty)));
+        f.push(
+            Finding::error("file-entry", name).at(e).field("type").expect("a known file type").found(fd_type_name(ty)),
+        );
         return;
     };
     let Some(sub) = m.msg(k.field) else {
@@ -1199,7 +1320,14 @@ fn note_file(f: &mut Facts, name: &str, e: usize, id: u64, ty: i32, sub: &Messag
         FD_FIFO => {
             f.fifos.insert(u(sub, "pipe_id"));
             let regf = sub.u64("regf_id").unwrap_or(id);
-            f.add_ref("file-id", name, e, p(if sub.has("regf_id") { "regf_id" } else { "id" }), Target::File(Some(FD_REG)), regf);
+            f.add_ref(
+                "file-id",
+                name,
+                e,
+                p(if sub.has("regf_id") { "regf_id" } else { "id" }),
+                Target::File(Some(FD_REG)),
+                regf,
+            );
         }
         FD_UNIXSK => {
             let ino = u(sub, "ino");
@@ -1218,7 +1346,12 @@ fn note_file(f: &mut Facts, name: &str, e: usize, id: u64, ty: i32, sub: &Messag
         }
         FD_EVENTPOLL => {
             for (i, t) in msgs(sub, "tfd").enumerate() {
-                f.epoll.entry(id).or_default().push(EpollTarget { image, entry: e, field: p(&format!("tfd[{i}].tfd")), tfd: u(t, "tfd") });
+                f.epoll.entry(id).or_default().push(EpollTarget {
+                    image,
+                    entry: e,
+                    field: p(&format!("tfd[{i}].tfd")),
+                    tfd: u(t, "tfd"),
+                });
             }
         }
         FD_TTY => {
@@ -1244,7 +1377,13 @@ fn visit_tty_info(f: &mut Facts, name: &str, e: usize, m: &Message) {
             f.push(Finding::error("tty", name).at(e).field("pty").expect("the pty index of a PTY").found("absent"));
         }
         2..=6 if m.has("pty") => {
-            f.push(Finding::error("tty", name).at(e).field("pty").expect("no pty data for a tty that is not a PTY").found("pty data"));
+            f.push(
+                Finding::error("tty", name)
+                    .at(e)
+                    .field("pty")
+                    .expect("no pty data for a tty that is not a PTY")
+                    .found("pty data"),
+            );
         }
         1..=6 => {}
         _ => f.push(Finding::error("tty", name).at(e).field("type").expect("a known tty type").found(ty.to_string())),
@@ -1253,7 +1392,13 @@ fn visit_tty_info(f: &mut Facts, name: &str, e: usize, m: &Message) {
         if let Some(t) = m.msg(field) {
             let n = t.get_all("c_cc").count();
             if n < TERMIOS_NCC {
-                f.push(Finding::error("tty", name).at(e).field(format!("{field}.c_cc")).expect(format!("{TERMIOS_NCC} control characters")).found(n.to_string()));
+                f.push(
+                    Finding::error("tty", name)
+                        .at(e)
+                        .field(format!("{field}.c_cc"))
+                        .expect(format!("{TERMIOS_NCC} control characters"))
+                        .found(n.to_string()),
+                );
             }
         }
     }
@@ -1264,14 +1409,22 @@ fn visit_tty_info(f: &mut Facts, name: &str, e: usize, m: &Message) {
             Finding::error("tty", name)
                 .at(e)
                 .field("termios")
-                .expect(if id % 2 == 1 { "termios, termios_locked and winsize of a pty master" } else { "all or none of termios, termios_locked and winsize" })
+                .expect(if id % 2 == 1 {
+                    "termios, termios_locked and winsize of a pty master"
+                } else {
+                    "all or none of termios, termios_locked and winsize"
+                })
                 .found(format!("{opts} of the 3")),
         );
     }
     match f.tty_infos.entry(id) {
-        std::collections::hash_map::Entry::Occupied(_) => {
-            f.push(Finding::error("tty", name).at(e).field("id").expect("a tty-info id used once").found(format!("id {id} again")))
-        }
+        std::collections::hash_map::Entry::Occupied(_) => f.push(
+            Finding::error("tty", name)
+                .at(e)
+                .field("id")
+                .expect("a tty-info id used once")
+                .found(format!("id {id} again")),
+        ),
         std::collections::hash_map::Entry::Vacant(v) => {
             v.insert(TtyInfo { entry: e, ty, active: m.has("termios") });
         }
@@ -1296,11 +1449,23 @@ fn visit_remap(f: &mut Facts, name: &str, e: usize, m: &Message) {
             f.ghosts_needed.insert(remap);
             let ghost = format!("ghost-file-{remap:x}.img");
             if !f.has(&ghost) {
-                f.push(Finding::error("missing-image", ghost.clone()).at(e).field("remap_id").expect(format!("{ghost}, the ghost file of remap entry {e} of {name}")).found("no such file"));
+                f.push(
+                    Finding::error("missing-image", ghost.clone())
+                        .at(e)
+                        .field("remap_id")
+                        .expect(format!("{ghost}, the ghost file of remap entry {e} of {name}"))
+                        .found("no such file"),
+                );
             }
         }
         2 => {}
-        t => f.push(Finding::error("remap", name).at(e).field("remap_type").expect("LINKED, GHOST or PROCFS").found(t.to_string())),
+        t => f.push(
+            Finding::error("remap", name)
+                .at(e)
+                .field("remap_type")
+                .expect("LINKED, GHOST or PROCFS")
+                .found(t.to_string()),
+        ),
     }
 }
 
@@ -1311,12 +1476,24 @@ fn visit_seccomp(f: &mut Facts, name: &str, m: &Message) {
     for (i, sf) in filters.iter().enumerate() {
         let len = bytes_of(sf, "filter").map(<[u8]>::len).unwrap_or(0);
         if len % 8 != 0 {
-            f.push(Finding::error("seccomp", name).at(0).field(format!("seccomp_filters[{i}].filter")).expect("a whole number of 8-byte BPF instructions").found(plural(len as u64, "byte")));
+            f.push(
+                Finding::error("seccomp", name)
+                    .at(0)
+                    .field(format!("seccomp_filters[{i}].filter"))
+                    .expect("a whole number of 8-byte BPF instructions")
+                    .found(plural(len as u64, "byte")),
+            );
         }
         let prev = sf.u64("prev");
         if let Some(p) = prev {
             if p >= n {
-                f.push(Finding::error("seccomp", name).at(0).field(format!("seccomp_filters[{i}].prev")).expect(format!("a filter index below {n}")).found(p.to_string()));
+                f.push(
+                    Finding::error("seccomp", name)
+                        .at(0)
+                        .field(format!("seccomp_filters[{i}].prev"))
+                        .expect(format!("a filter index below {n}"))
+                        .found(p.to_string()),
+                );
             }
         }
         prevs.push(prev);
@@ -1466,20 +1643,50 @@ fn visit_pagemap(f: &mut Facts, parent: &mut ParentState, st: &mut ImageState, i
     let (vaddr, nr) = pagemap_run(m);
     let flags = pagemap_flags(m);
     let Some(end) = nr.checked_mul(PAGE).and_then(|l| vaddr.checked_add(l)) else {
-        f.push(Finding::error("pagemap", name.clone()).at(e).field("nr_pages").expect("a run that fits the address space").found(format!("{nr} pages at {vaddr:#x}")));
+        f.push(
+            Finding::error("pagemap", name.clone())
+                .at(e)
+                .field("nr_pages")
+                .expect("a run that fits the address space")
+                .found(format!("{nr} pages at {vaddr:#x}")),
+        );
         return;
     };
     if vaddr % PAGE != 0 {
-        f.push(Finding::error("pagemap", name.clone()).at(e).field("vaddr").expect("a page-aligned address").found(format!("{vaddr:#x}")));
+        f.push(
+            Finding::error("pagemap", name.clone())
+                .at(e)
+                .field("vaddr")
+                .expect("a page-aligned address")
+                .found(format!("{vaddr:#x}")),
+        );
     }
     if nr == 0 {
-        f.push(Finding::warning("pagemap", name.clone()).at(e).field(if m.has("nr_pages") { "nr_pages" } else { "compat_nr_pages" }).expect("at least one page").found("0"));
+        f.push(
+            Finding::warning("pagemap", name.clone())
+                .at(e)
+                .field(if m.has("nr_pages") { "nr_pages" } else { "compat_nr_pages" })
+                .expect("at least one page")
+                .found("0"),
+        );
     }
     if flags & !(PE_PARENT | PE_LAZY | PE_PRESENT) != 0 {
-        f.push(Finding::warning("pagemap", name.clone()).at(e).field("flags").expect("PE_PARENT, PE_LAZY, PE_PRESENT").found(format!("{flags:#x}")));
+        f.push(
+            Finding::warning("pagemap", name.clone())
+                .at(e)
+                .field("flags")
+                .expect("PE_PARENT, PE_LAZY, PE_PRESENT")
+                .found(format!("{flags:#x}")),
+        );
     }
     if flags & PE_PRESENT != 0 && flags & PE_PARENT != 0 {
-        f.push(Finding::error("pagemap", name.clone()).at(e).field("flags").expect("pages either present or in the parent").found("PE_PRESENT and PE_PARENT"));
+        f.push(
+            Finding::error("pagemap", name.clone())
+                .at(e)
+                .field("flags")
+                .expect("pages either present or in the parent")
+                .found("PE_PRESENT and PE_PARENT"),
+        );
     }
     if let Some((pe, pv, pend)) = pm.prev {
         if vaddr < pend {
@@ -1488,7 +1695,10 @@ fn visit_pagemap(f: &mut Facts, parent: &mut ParentState, st: &mut ImageState, i
                     .at(e)
                     .field("vaddr")
                     .expect(format!("an address at or after {pend:#x}, the end of entry {pe} (sorted, no overlap)"))
-                    .found(format!("{vaddr:#x}{}", if vaddr < pv { " (before that entry's start)" } else { " (overlapping it)" })),
+                    .found(format!(
+                        "{vaddr:#x}{}",
+                        if vaddr < pv { " (before that entry's start)" } else { " (overlapping it)" }
+                    )),
             );
         }
     }
@@ -1534,7 +1744,10 @@ fn visit_pagemap(f: &mut Facts, parent: &mut ParentState, st: &mut ImageState, i
                         .expect("a parent snapshot (the parent link) for pages in the parent")
                         .found("no parent directory"),
                 ),
-                Some(d) => match std::fs::File::open(d.join(&name)).map_err(Error::from).and_then(|fl| ImageReader::open(BufReader::new(fl))) {
+                Some(d) => match std::fs::File::open(d.join(&name))
+                    .map_err(Error::from)
+                    .and_then(|fl| ImageReader::open(BufReader::new(fl)))
+                {
                     Ok(rd) => {
                         pm.parent_ok = true;
                         pm.cursor = Some(ParentCursor { rd: Some(rd), cur: None, done: false });
@@ -1623,18 +1836,58 @@ fn resolve(f: &Facts, r: &Ref) -> std::result::Result<(), String> {
             (None, _) => Err(format!(
                 "no file with id {} in {}",
                 r.id,
-                if f.files_from_files_img || !f.files.is_empty() { "the file images" } else { "files.img (there are no file entries)" }
+                if f.files_from_files_img || !f.files.is_empty() {
+                    "the file images"
+                } else {
+                    "files.img (there are no file entries)"
+                }
             )),
             (Some(_), None) => Ok(()),
             (Some(t), Some(w)) if t == w => Ok(()),
             (Some(t), Some(_)) => Err(format!("file {} is of type {}", r.id, fd_type_name(t))),
         },
-        Target::Pipe => if f.pipes.contains(&r.id) { Ok(()) } else { missing("pipe") },
-        Target::Fifo => if f.fifos.contains(&r.id) { Ok(()) } else { missing("fifo") },
-        Target::TtyInfo => if f.tty_infos.contains_key(&r.id) { Ok(()) } else { missing("tty-info entry") },
-        Target::MemfdInode => if f.memfd_inodes.contains(&r.id) { Ok(()) } else { missing("memfd.img inode") },
-        Target::SysvShm => if f.sysv_shm.contains(&r.id) { Ok(()) } else { missing("SysV shared memory segment") },
-        Target::Task => if f.pstree.iter().any(|p| p.pid as u64 == r.id) { Ok(()) } else { missing("task") },
+        Target::Pipe => {
+            if f.pipes.contains(&r.id) {
+                Ok(())
+            } else {
+                missing("pipe")
+            }
+        }
+        Target::Fifo => {
+            if f.fifos.contains(&r.id) {
+                Ok(())
+            } else {
+                missing("fifo")
+            }
+        }
+        Target::TtyInfo => {
+            if f.tty_infos.contains_key(&r.id) {
+                Ok(())
+            } else {
+                missing("tty-info entry")
+            }
+        }
+        Target::MemfdInode => {
+            if f.memfd_inodes.contains(&r.id) {
+                Ok(())
+            } else {
+                missing("memfd.img inode")
+            }
+        }
+        Target::SysvShm => {
+            if f.sysv_shm.contains(&r.id) {
+                Ok(())
+            } else {
+                missing("SysV shared memory segment")
+            }
+        }
+        Target::Task => {
+            if f.pstree.iter().any(|p| p.pid as u64 == r.id) {
+                Ok(())
+            } else {
+                missing("task")
+            }
+        }
     }
 }
 
@@ -1719,14 +1972,32 @@ fn check_pstree(f: &mut Facts) {
     let mut root_seen = false;
     for (i, p) in f.pstree.iter().enumerate() {
         if let Some(prev) = seen.get(&p.pid) {
-            out.push(Finding::error("pstree", img).at(p.entry).field("pid").expect("a pid used once").found(format!("pid {} also at entry {prev}", p.pid)));
+            out.push(
+                Finding::error("pstree", img)
+                    .at(p.entry)
+                    .field("pid")
+                    .expect("a pid used once")
+                    .found(format!("pid {} also at entry {prev}", p.pid)),
+            );
             continue;
         }
         if p.ppid == 0 {
             if root_seen {
-                out.push(Finding::error("pstree", img).at(p.entry).field("ppid").expect("one root task (ppid 0)").found("a second root"));
+                out.push(
+                    Finding::error("pstree", img)
+                        .at(p.entry)
+                        .field("ppid")
+                        .expect("one root task (ppid 0)")
+                        .found("a second root"),
+                );
             } else if i != 0 {
-                out.push(Finding::error("pstree", img).at(p.entry).field("ppid").expect("the root task first").found(format!("the root at entry {}", p.entry)));
+                out.push(
+                    Finding::error("pstree", img)
+                        .at(p.entry)
+                        .field("ppid")
+                        .expect("the root task first")
+                        .found(format!("the root at entry {}", p.entry)),
+                );
             }
             root_seen = true;
         } else if !seen.contains_key(&p.ppid) {
@@ -1734,7 +2005,13 @@ fn check_pstree(f: &mut Facts) {
                 Some(j) => format!("{} (at entry {j}, after its child)", p.ppid),
                 None => format!("{}, which is not in the tree", p.ppid),
             };
-            out.push(Finding::error("pstree", img).at(p.entry).field("ppid").expect("a parent listed before the child").found(found));
+            out.push(
+                Finding::error("pstree", img)
+                    .at(p.entry)
+                    .field("ppid")
+                    .expect("a parent listed before the child")
+                    .found(found),
+            );
         }
         seen.insert(p.pid, p.entry);
         // (A pgid of 0 is tolerated by restore; CRIU refuses to dump sid 0.)
@@ -1757,12 +2034,24 @@ fn check_pstree(f: &mut Facts) {
     for p in &f.pstree {
         let dead = f.cores.get(&p.pid).and_then(|c| c.task_state) == Some(TASK_DEAD);
         if p.threads.is_empty() {
-            out.push(Finding::error("threads", img).at(p.entry).field("threads").expect("at least the thread leader").found("no threads"));
+            out.push(
+                Finding::error("threads", img)
+                    .at(p.entry)
+                    .field("threads")
+                    .expect("at least the thread leader")
+                    .found("no threads"),
+            );
             continue;
         }
         if dead {
             if p.threads.len() > 1 {
-                out.push(Finding::error("threads", img).at(p.entry).field("threads").expect("one thread for a zombie").found(plural(p.threads.len() as u64, "thread")));
+                out.push(
+                    Finding::error("threads", img)
+                        .at(p.entry)
+                        .field("threads")
+                        .expect("one thread for a zombie")
+                        .found(plural(p.threads.len() as u64, "thread")),
+                );
             }
             continue; // CRIU writes no meaningful thread id for zombies
         }
@@ -1777,7 +2066,13 @@ fn check_pstree(f: &mut Facts) {
         }
         for (j, t) in p.threads.iter().enumerate().skip(1) {
             if ids.contains(t) || tids.contains_key(t) {
-                out.push(Finding::error("threads", img).at(p.entry).field(format!("threads[{j}]")).expect("a thread id no other task, group, session or thread has").found(t.to_string()));
+                out.push(
+                    Finding::error("threads", img)
+                        .at(p.entry)
+                        .field(format!("threads[{j}]"))
+                        .expect("a thread id no other task, group, session or thread has")
+                        .found(t.to_string()),
+                );
             }
             tids.insert(*t, p.entry);
         }
@@ -1823,7 +2118,13 @@ fn check_pstree(f: &mut Facts) {
             continue;
         }
         if tids.contains_key(&p.pgid) {
-            out.push(Finding::error("pstree", img).at(p.entry).field("pgid").expect("a process group led by a process").found(format!("{}, a thread", p.pgid)));
+            out.push(
+                Finding::error("pstree", img)
+                    .at(p.entry)
+                    .field("pgid")
+                    .expect("a process group led by a process")
+                    .found(format!("{}, a thread", p.pgid)),
+            );
         } else if let Some(l) = by_pid.get(&p.pgid) {
             if l.sid != p.sid {
                 out.push(
@@ -1852,19 +2153,35 @@ fn check_tasks(f: &mut Facts) {
         needed_cores.insert(p.pid);
         let core = f.cores.get(&p.pid);
         if !f.has(&core_name) {
-            out.push(Finding::error("missing-image", core_name.clone()).expect(format!("the core of task {} (pstree.img entry {})", p.pid, p.entry)).found("no such file"));
+            out.push(
+                Finding::error("missing-image", core_name.clone())
+                    .expect(format!("the core of task {} (pstree.img entry {})", p.pid, p.entry))
+                    .found("no such file"),
+            );
         }
         let state = core.and_then(|c| c.task_state);
         if let Some(c) = core {
             if !c.has_tc && !f.damaged.contains(&core_name) {
-                out.push(Finding::error("core", core_name.clone()).at(0).field("tc").expect("the task data of a process").found("absent"));
+                out.push(
+                    Finding::error("core", core_name.clone())
+                        .at(0)
+                        .field("tc")
+                        .expect("the task data of a process")
+                        .found("absent"),
+                );
             }
         }
         match state {
             Some(TASK_ALIVE) | Some(TASK_STOPPED) | None => {}
             Some(TASK_DEAD) => continue, // a zombie has only its core
             Some(s) => {
-                out.push(Finding::error("core", core_name.clone()).at(0).field("tc.task_state").expect("1 (alive), 2 (dead) or 3 (stopped)").found(s.to_string()));
+                out.push(
+                    Finding::error("core", core_name.clone())
+                        .at(0)
+                        .field("tc.task_state")
+                        .expect("1 (alive), 2 (dead) or 3 (stopped)")
+                        .found(s.to_string()),
+                );
                 continue;
             }
         }
@@ -1873,16 +2190,34 @@ fn check_tasks(f: &mut Facts) {
             needed_cores.insert(*t);
             let tname = format!("core-{t}.img");
             if *t != p.pid && !f.has(&tname) {
-                out.push(Finding::error("missing-image", tname.clone()).at(p.entry).field(format!("threads[{j}]")).expect(format!("the core of thread {t} of task {}", p.pid)).found("no such file"));
+                out.push(
+                    Finding::error("missing-image", tname.clone())
+                        .at(p.entry)
+                        .field(format!("threads[{j}]"))
+                        .expect(format!("the core of thread {t} of task {}", p.pid))
+                        .found("no such file"),
+                );
                 continue;
             }
             let Some(tc) = f.cores.get(t) else { continue };
             if !tc.has_thread_core {
-                out.push(Finding::error("core", tname.clone()).at(0).field("thread_core").expect("the thread data of a live thread").found("absent"));
+                out.push(
+                    Finding::error("core", tname.clone())
+                        .at(0)
+                        .field("thread_core")
+                        .expect("the thread data of a live thread")
+                        .found("absent"),
+                );
             }
             if let Some(field) = ARCH_INFO.iter().find(|(a, _)| *a == tc.mtype).map(|(_, fl)| *fl) {
                 if !tc.has_arch {
-                    out.push(Finding::error("core", tname.clone()).at(0).field(field).expect("the registers of a live thread").found("absent"));
+                    out.push(
+                        Finding::error("core", tname.clone())
+                            .at(0)
+                            .field(field)
+                            .expect("the registers of a live thread")
+                            .found("absent"),
+                    );
                 }
             }
             match mtype {
@@ -1897,17 +2232,39 @@ fn check_tasks(f: &mut Facts) {
                 Some(_) => {}
             }
             if !tc.has_creds && tc.has_thread_core && !f.has(&format!("creds-{}.img", p.pid)) {
-                out.push(Finding::error("core", tname.clone()).at(0).field("thread_core.creds").expect(format!("the credentials, or creds-{}.img", p.pid)).found("neither"));
+                out.push(
+                    Finding::error("core", tname.clone())
+                        .at(0)
+                        .field("thread_core.creds")
+                        .expect(format!("the credentials, or creds-{}.img", p.pid))
+                        .found("neither"),
+                );
             }
             if let Some(idx) = tc.seccomp_filter {
                 match &f.seccomp {
-                    None if !f.has("seccomp.img") => out.push(Finding::error("missing-image", "seccomp.img").expect(format!("the seccomp filters {tname} uses")).found("no such file")),
+                    None if !f.has("seccomp.img") => out.push(
+                        Finding::error("missing-image", "seccomp.img")
+                            .expect(format!("the seccomp filters {tname} uses"))
+                            .found("no such file"),
+                    ),
                     None => {}
                     Some(filters) => {
                         if idx >= filters.len() as u64 {
-                            out.push(Finding::error("seccomp", tname.clone()).at(0).field("thread_core.seccomp_filter").expect(format!("a filter index below {}", filters.len())).found(idx.to_string()));
+                            out.push(
+                                Finding::error("seccomp", tname.clone())
+                                    .at(0)
+                                    .field("thread_core.seccomp_filter")
+                                    .expect(format!("a filter index below {}", filters.len()))
+                                    .found(idx.to_string()),
+                            );
                         } else if chain_loops(filters, idx) {
-                            out.push(Finding::error("seccomp", "seccomp.img").at(0).field(format!("seccomp_filters[{idx}].prev")).expect("a chain of filters that ends").found("a loop"));
+                            out.push(
+                                Finding::error("seccomp", "seccomp.img")
+                                    .at(0)
+                                    .field(format!("seccomp_filters[{idx}].prev"))
+                                    .expect("a chain of filters that ends")
+                                    .found("a loop"),
+                            );
                         }
                     }
                 }
@@ -1915,14 +2272,32 @@ fn check_tasks(f: &mut Facts) {
         }
         if let Some(c) = core {
             if c.n_sigactions != 0 && c.n_sigactions != (SIGMAX - 2) as usize {
-                out.push(Finding::error("core", core_name.clone()).at(0).field("tc.sigactions").expect(format!("{} sigactions", SIGMAX - 2)).found(c.n_sigactions.to_string()));
+                out.push(
+                    Finding::error("core", core_name.clone())
+                        .at(0)
+                        .field("tc.sigactions")
+                        .expect(format!("{} sigactions", SIGMAX - 2))
+                        .found(c.n_sigactions.to_string()),
+                );
             }
             if c.n_sigactions == 0 && c.has_tc && !f.has(&format!("sigacts-{}.img", p.pid)) {
-                out.push(Finding::error("core", core_name.clone()).at(0).field("tc.sigactions").expect(format!("{} sigactions, or sigacts-{}.img", SIGMAX - 2, p.pid)).found("neither"));
+                out.push(
+                    Finding::error("core", core_name.clone())
+                        .at(0)
+                        .field("tc.sigactions")
+                        .expect(format!("{} sigactions, or sigacts-{}.img", SIGMAX - 2, p.pid))
+                        .found("neither"),
+                );
             }
             for (i, tid) in &c.notify_threads {
                 if !p.threads.iter().any(|t| *t as u64 == *tid) {
-                    out.push(Finding::error("timer", core_name.clone()).at(0).field(format!("tc.timers.posix[{i}].notify_thread_id")).expect(format!("a thread of task {}", p.pid)).found(tid.to_string()));
+                    out.push(
+                        Finding::error("timer", core_name.clone())
+                            .at(0)
+                            .field(format!("tc.timers.posix[{i}].notify_thread_id"))
+                            .expect(format!("a thread of task {}", p.pid))
+                            .found(tid.to_string()),
+                    );
                 }
             }
         }
@@ -1930,12 +2305,20 @@ fn check_tasks(f: &mut Facts) {
         let ids_name = format!("ids-{}.img", p.pid);
         let ids = f.ids.get(&p.pid);
         if ids.is_none() && !f.has(&ids_name) && !core.is_some_and(|c| c.has_ids) {
-            out.push(Finding::error("missing-image", ids_name.clone()).expect(format!("the kernel object ids of task {}", p.pid)).found("no such file"));
+            out.push(
+                Finding::error("missing-image", ids_name.clone())
+                    .expect(format!("the kernel object ids of task {}", p.pid))
+                    .found("no such file"),
+            );
         }
         for (img, what) in [("mm", "memory"), ("pagemap", "page map"), ("fs", "cwd and root")] {
             let n = format!("{img}-{}.img", p.pid);
             if !f.has(&n) {
-                out.push(Finding::error("missing-image", n).expect(format!("the {what} of task {}", p.pid)).found("no such file"));
+                out.push(
+                    Finding::error("missing-image", n)
+                        .expect(format!("the {what} of task {}", p.pid))
+                        .found("no such file"),
+                );
             }
         }
         let Some(ids) = ids else {
@@ -1978,14 +2361,22 @@ fn check_tasks(f: &mut Facts) {
     let mut orphans: Vec<&u32> = f.cores.keys().filter(|t| tree_known && !needed_cores.contains(t)).collect();
     orphans.sort();
     for t in orphans {
-        out.push(Finding::warning("threads", format!("core-{t}.img")).expect("a core of a task or thread in pstree.img").found(format!("thread {t} is in no task's thread list")));
+        out.push(
+            Finding::warning("threads", format!("core-{t}.img"))
+                .expect("a core of a task or thread in pstree.img")
+                .found(format!("thread {t} is in no task's thread list")),
+        );
     }
     let mut fdinfo_orphans: Vec<&u32> = f.fdinfo.keys().filter(|k| !used_files_ids.contains(k)).collect();
     fdinfo_orphans.sort();
     // An fdinfo image no task claims, when every live task's ids are known.
     if !f.pstree.is_empty() && all_ids_known {
         for k in fdinfo_orphans {
-            out.push(Finding::warning("orphan", format!("fdinfo-{k}.img")).expect("a files_id of some task's ids image").found(format!("files_id {k} is used by no task")));
+            out.push(
+                Finding::warning("orphan", format!("fdinfo-{k}.img"))
+                    .expect("a files_id of some task's ids image")
+                    .found(format!("files_id {k} is used by no task")),
+            );
         }
     }
     f.findings.extend(out);
@@ -2044,7 +2435,11 @@ fn check_tcp(f: &mut Facts) {
     if !target_images_damaged(f, Target::File(None)) {
         for (ino, name) in streams {
             if !matched.contains(ino) {
-                out.push(Finding::warning("tcp-stream", name.clone()).expect(format!("a connected TCP socket with inode {ino}")).found("none: the stream is not restored"));
+                out.push(
+                    Finding::warning("tcp-stream", name.clone())
+                        .expect(format!("a connected TCP socket with inode {ino}"))
+                        .found("none: the stream is not restored"),
+                );
             }
         }
     }
@@ -2129,7 +2524,11 @@ fn check_pages(f: &mut Facts) {
         let pages = format!("pages-{id}.img");
         let want = present.saturating_mul(PAGE);
         match f.sizes.get(&pages) {
-            None if *present > 0 => out.push(Finding::error("missing-image", pages.clone()).expect(format!("{} for {pm}", plural(*present, "present page"))).found("no such file")),
+            None if *present > 0 => out.push(
+                Finding::error("missing-image", pages.clone())
+                    .expect(format!("{} for {pm}", plural(*present, "present page")))
+                    .found("no such file"),
+            ),
             None => {}
             Some(size) if *size < want => out.push(
                 Finding::error("pages", pages.clone())
@@ -2149,7 +2548,9 @@ fn check_pages(f: &mut Facts) {
     for n in names {
         if let Some(id) = name_number(n, "pages-", ".img", 10) {
             if !f.pages_users.contains_key(&id) && !f.damaged.iter().any(|d| d.starts_with("pagemap-")) {
-                out.push(Finding::warning("orphan", n.clone()).expect("a page map whose pages_id names it").found("none"));
+                out.push(
+                    Finding::warning("orphan", n.clone()).expect("a page map whose pages_id names it").found("none"),
+                );
             }
         }
     }
@@ -2182,7 +2583,13 @@ fn check_locks(f: &mut Facts) {
         let Some(files_id) = f.ids.get(&p.pid).map(|i| u(i, "files_id") as u32) else { continue };
         let Some(table) = f.fdinfo.get(&files_id) else { continue };
         if !table.iter().any(|d| d.fd as i64 == *fd) {
-            out.push(Finding::error("fd", "filelocks.img").at(*entry).field("fd").expect(format!("an fd open in task {pid}")).found(format!("fd {fd}, not in fdinfo-{files_id}.img")));
+            out.push(
+                Finding::error("fd", "filelocks.img")
+                    .at(*entry)
+                    .field("fd")
+                    .expect(format!("an fd open in task {pid}"))
+                    .found(format!("fd {fd}, not in fdinfo-{files_id}.img")),
+            );
         }
     }
     f.findings.extend(out);
@@ -2195,7 +2602,11 @@ fn check_orphans(f: &mut Facts) {
     for g in ghosts {
         if let Some(id) = name_number(g, "ghost-file-", ".img", 16) {
             if !f.ghosts_needed.contains(&id) && !f.damaged.contains("remap-fpath.img") {
-                out.push(Finding::warning("orphan", g.clone()).expect("a remap-fpath.img GHOST entry naming it").found("none"));
+                out.push(
+                    Finding::warning("orphan", g.clone())
+                        .expect("a remap-fpath.img GHOST entry naming it")
+                        .found("none"),
+                );
             }
         }
     }
@@ -2246,7 +2657,9 @@ pub fn write_json(report: &Report, what: &str, out: &mut dyn Write) -> Result<()
     j.int(report.errors() as u64)?;
     j.key("warnings")?;
     j.int(report.warnings() as u64)?;
-    for (k, v) in [("images", report.images), ("tasks", report.tasks), ("threads", report.threads), ("files", report.files)] {
+    for (k, v) in
+        [("images", report.images), ("tasks", report.tasks), ("threads", report.threads), ("files", report.files)]
+    {
         j.key(k)?;
         j.int(v as u64)?;
     }

@@ -254,10 +254,7 @@ impl Checkpoint {
 
     /// The first entry of an image.
     pub fn first(&self, name: &str) -> Result<Message> {
-        self.entries(name)?
-            .first()
-            .cloned()
-            .ok_or_else(|| Error::malformed("the image has no entries").in_file(name))
+        self.entries(name)?.first().cloned().ok_or_else(|| Error::malformed("the image has no entries").in_file(name))
     }
 
     /// The process tree, in `pstree.img` order.

@@ -498,7 +498,12 @@ fn merge_file_images(w: &mut Work) -> Result<()> {
     }
     let kind = magic::by_name("FILES").ok_or_else(|| Error::other("no FILES kind"))?;
     w.store("files.img", kind, &entries)?;
-    w.step("merge-file-images", "files.img", format!("{} entries ({} before)", entries.len(), before), Safety::Lossless);
+    w.step(
+        "merge-file-images",
+        "files.img",
+        format!("{} entries ({} before)", entries.len(), before),
+        Safety::Lossless,
+    );
     Ok(())
 }
 
@@ -686,7 +691,12 @@ fn flatten_chain(w: &mut Work) -> Result<()> {
         let pm = crate::flatten::write_pagemap(&w.dir, &name, pm)?;
         out.commit()?;
         pm.commit()?;
-        w.step("flatten-chain", &name, format!("{} pages from the parent chain copied into {pages}", n / 4096), Safety::Lossless);
+        w.step(
+            "flatten-chain",
+            &name,
+            format!("{} pages from the parent chain copied into {pages}", n / 4096),
+            Safety::Lossless,
+        );
     }
     let still = pagemaps(w)?.iter().any(|n| crate::flatten::needs_parent(&w.dir, n).unwrap_or(true));
     if !still && fs::symlink_metadata(w.path("parent")).is_ok() {
@@ -708,7 +718,12 @@ fn pagemap_nr_pages_up(w: &mut Work) -> Result<()> {
             Ok(true)
         })?;
         if n > 0 {
-            w.step("pagemap-nr-pages-up", &name, format!("moved the page count of {n} entries to nr_pages"), Safety::Lossless);
+            w.step(
+                "pagemap-nr-pages-up",
+                &name,
+                format!("moved the page count of {n} entries to nr_pages"),
+                Safety::Lossless,
+            );
         }
     }
     Ok(())
@@ -749,7 +764,11 @@ fn allow_uprobes(w: &mut Work) -> Result<()> {
     }
     let inv = w.messages("inventory.img")?;
     if inv.first().and_then(|m| m.bool("allow_uprobes")) == Some(true) {
-        w.refuse("allow-uprobes", "inventory.img", "the dump has uprobe mappings (allow_uprobes), which the target cannot restore".into())?;
+        w.refuse(
+            "allow-uprobes",
+            "inventory.img",
+            "the dump has uprobe mappings (allow_uprobes), which the target cannot restore".into(),
+        )?;
     }
     Ok(())
 }
@@ -786,7 +805,8 @@ fn tcp_opts_down(w: &mut Work) -> Result<()> {
             sockets.push((isk.u64("ino").unwrap_or(0), opts.clone()));
             let so = sub_mut(isk, "opts")?;
             let mut changed = false;
-            for (from, to) in [("keepcnt", "tcp_keepcnt"), ("keepidle", "tcp_keepidle"), ("keepintvl", "tcp_keepintvl")] {
+            for (from, to) in [("keepcnt", "tcp_keepcnt"), ("keepidle", "tcp_keepidle"), ("keepintvl", "tcp_keepintvl")]
+            {
                 if let Some(v) = opts.u64(from) {
                     if so.u64(to) != Some(v) {
                         so.set(to, Value::Uint(v))?;
@@ -797,7 +817,12 @@ fn tcp_opts_down(w: &mut Work) -> Result<()> {
             Ok(changed)
         })?;
         if n > 0 {
-            w.step("tcp-opts-old-fields", img, format!("copied keepalive options into sk_opts of {n} sockets"), Safety::Lossless);
+            w.step(
+                "tcp-opts-old-fields",
+                img,
+                format!("copied keepalive options into sk_opts of {n} sockets"),
+                Safety::Lossless,
+            );
         }
     }
     for (ino, opts) in sockets {
@@ -854,7 +879,12 @@ fn cg_set_down(w: &mut Work) -> Result<()> {
             Ok(true)
         })?;
         if sets.iter().any(|s| *s != Some(first)) {
-            w.step("task-cg-set", &leader, "threads are in different cgroup sets: the target puts them all in the first thread's".into(), Safety::Lossy);
+            w.step(
+                "task-cg-set",
+                &leader,
+                "threads are in different cgroup sets: the target puts them all in the first thread's".into(),
+                Safety::Lossy,
+            );
         } else if n > 0 {
             w.step("task-cg-set", &leader, format!("set the task's cg_set to {first}"), Safety::Lossless);
         }
@@ -882,7 +912,11 @@ fn check_target(w: &mut Work, to: Version) -> Result<()> {
         let Some(kind) = magic::by_file_name(&name) else { continue };
         if let Some((_, since)) = KIND_SINCE.iter().find(|(k, _)| *k == kind.name) {
             if to < *since {
-                w.refuse("target-check", &name, format!("CRIU {to} does not know {} images (new in {since})", kind.name))?;
+                w.refuse(
+                    "target-check",
+                    &name,
+                    format!("CRIU {to} does not know {} images (new in {since})", kind.name),
+                )?;
             }
         }
     }
@@ -936,7 +970,11 @@ pub fn convert(src: &Path, dst: &Path, opts: &Options) -> Result<Report> {
         )));
     }
     if opts.to > Version::LATEST {
-        return Err(Error::other(format!("CRIU {} is newer than the newest layout known here ({})", opts.to, Version::LATEST)));
+        return Err(Error::other(format!(
+            "CRIU {} is newer than the newest layout known here ({})",
+            opts.to,
+            Version::LATEST
+        )));
     }
     let src_real = fs::canonicalize(src).map_err(|e| Error::from(e).in_file(src))?;
     // Where the destination would be, even if it does not exist yet.

@@ -85,8 +85,8 @@ pub enum Arch {
 
 /// The x86_64 `user_regs_struct`, in order, by `user_x86_regs_entry` names.
 const X86_GPREGS: &[&str] = &[
-    "r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si", "di", "orig_ax", "ip", "cs",
-    "flags", "sp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs",
+    "r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si", "di", "orig_ax", "ip",
+    "cs", "flags", "sp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs",
 ];
 
 /// XSAVE components of `user_x86_xsave_entry`: field, element size, its
@@ -550,7 +550,10 @@ pub fn write_core(ck: &Checkpoint, pid: u32, path: &Path, opts: &CoreOptions) ->
         if ta != arch {
             return Err(Error::malformed(format!("thread {tid} is {}, the process {}", ta.name(), arch.name())));
         }
-        notes.push(Note::core(NT_PRSTATUS, prstatus(arch, &task, *tid, &core, &mut w).map_err(|e| e.in_file(format!("core-{tid}.img")))?));
+        notes.push(Note::core(
+            NT_PRSTATUS,
+            prstatus(arch, &task, *tid, &core, &mut w).map_err(|e| e.in_file(format!("core-{tid}.img")))?,
+        ));
         if i == 0 {
             notes.push(Note::core(NT_PRPSINFO, prpsinfo(&task, &core, &psargs)));
             notes.push(Note::core(NT_SIGINFO, vec![0u8; 128]));

@@ -187,11 +187,18 @@ impl fmt::Display for Error {
         if let Some(field) = &self.loc.field {
             parts.push(format!("field {field}"));
         }
-        let text = if parts.is_empty() { self.kind.to_string() } else { format!("{}: {}", parts.join(", "), self.kind) };
+        let text =
+            if parts.is_empty() { self.kind.to_string() } else { format!("{}: {}", parts.join(", "), self.kind) };
         // One line, whatever the input put in it (a file name, a tar
         // header's text): control characters are shown escaped.
         if text.chars().any(char::is_control) {
-            text.chars().try_for_each(|c| if c.is_control() { write!(f, "{}", c.escape_default()) } else { f.write_char(c) })
+            text.chars().try_for_each(|c| {
+                if c.is_control() {
+                    write!(f, "{}", c.escape_default())
+                } else {
+                    f.write_char(c)
+                }
+            })
         } else {
             f.write_str(&text)
         }

@@ -123,7 +123,14 @@ pub fn ps(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes) -> Result<()>
     // cycle would otherwise print without end (crit recurses until Python
     // gives up).
     type Seen = std::collections::HashSet<u32>;
-    fn show(out: &mut dyn Write, t: &Task, depth: usize, kids: &HashMap<u32, Vec<&Task>>, comm: &HashMap<u32, String>, seen: &mut Seen) -> Result<()> {
+    fn show(
+        out: &mut dyn Write,
+        t: &Task,
+        depth: usize,
+        kids: &HashMap<u32, Vec<&Task>>,
+        comm: &HashMap<u32, String>,
+        seen: &mut Seen,
+    ) -> Result<()> {
         if depth > 4096 || !seen.insert(t.pid) {
             return Ok(());
         }
@@ -156,16 +163,16 @@ pub fn fds(ck: &Checkpoint, out: &mut dyn Write, notes: &mut Notes) -> Result<()
             writeln!(out, "{}", t.pid)?;
             continue;
         }
-        let fdinfo = ck
-            .ids(t.pid)
-            .and_then(|ids| ck.entries(&format!("fdinfo-{}.img", ids.u64("files_id").unwrap_or(0))));
+        let fdinfo =
+            ck.ids(t.pid).and_then(|ids| ck.entries(&format!("fdinfo-{}.img", ids.u64("files_id").unwrap_or(0))));
         writeln!(out, "{}", t.pid)?;
         match fdinfo {
             Ok(fds) => {
                 for fd in fds.iter() {
-                    let ty = fd.enum_name("type").map(str::to_string).unwrap_or_else(|| {
-                        fd.enum_value("type").map(|v| v.to_string()).unwrap_or_default()
-                    });
+                    let ty = fd
+                        .enum_name("type")
+                        .map(str::to_string)
+                        .unwrap_or_else(|| fd.enum_value("type").map(|v| v.to_string()).unwrap_or_default());
                     let s = names.get(&ty, fd.u64("id").unwrap_or(0) as u32);
                     writeln!(out, "\t{:>7}: {}", fd.u64("fd").unwrap_or(0), s)?;
                 }

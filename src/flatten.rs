@@ -36,7 +36,8 @@ pub fn write_pagemap<W: Write>(dir: &Path, name: &str, w: W) -> Result<W> {
     while let Some(mut it) = rd.next_item().map_err(|e| e.in_file(name))? {
         if it.role == Role::PagemapEntry {
             let m = &mut it.msg;
-            let parent = m.bool("in_parent") == Some(true) || m.u64("flags").is_some_and(|f| f & pe::PARENT as u64 != 0);
+            let parent =
+                m.bool("in_parent") == Some(true) || m.u64("flags").is_some_and(|f| f & pe::PARENT as u64 != 0);
             if parent {
                 let flags = m.u64("flags").unwrap_or(0) & !(pe::PARENT as u64) | pe::PRESENT as u64;
                 m.set("flags", Value::Uint(flags))?;

@@ -145,7 +145,8 @@ impl<R: Read> ImageReader<R> {
             m = u32::from_le_bytes(b);
             offset = 8;
         }
-        let kind = magic::by_magic(m).ok_or_else(|| Error::new(ErrorKind::UnknownMagic(m as i32)).at_offset(offset - 4))?;
+        let kind =
+            magic::by_magic(m).ok_or_else(|| Error::new(ErrorKind::UnknownMagic(m as i32)).at_offset(offset - 4))?;
         if kind.body == Body::Undecodable {
             return Err(Error::new(ErrorKind::NoHandler(kind.name)).at_offset(offset - 4));
         }
@@ -188,7 +189,12 @@ impl<R: Read> ImageReader<R> {
     }
 
     /// Stream exactly `n` bytes to `sink`, in pieces.
-    pub fn stream_bytes(&mut self, n: u64, what: &'static str, mut sink: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    pub fn stream_bytes(
+        &mut self,
+        n: u64,
+        what: &'static str,
+        mut sink: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         let mut buf = vec![0u8; (n.min(1 << 16)) as usize];
         let mut left = n;
         let start = self.offset;
@@ -409,7 +415,11 @@ impl<R: Read> ImageReader<R> {
             return Ok(None);
         }
         if n < 4 {
-            return Err(self.err_here(Error::new(ErrorKind::Truncated { what: "message size", need: 4, got: n as u64 })));
+            return Err(self.err_here(Error::new(ErrorKind::Truncated {
+                what: "message size",
+                need: 4,
+                got: n as u64,
+            })));
         }
         self.offset += 4;
         let size = u32::from_le_bytes(b) as u64;

@@ -163,7 +163,16 @@ kinds! {
 
 /// Raw images CRIU writes without any magic (file-name prefixes).
 pub static RAW_IMAGE_PREFIXES: &[&str] = &[
-    "pages-", "ifaddr-", "route-", "route6-", "rule-", "iptables-", "ip6tables-", "nftables-", "tmpfs-", "netns-ct-",
+    "pages-",
+    "ifaddr-",
+    "route-",
+    "route6-",
+    "rule-",
+    "iptables-",
+    "ip6tables-",
+    "nftables-",
+    "tmpfs-",
+    "netns-ct-",
     "netns-exp-",
 ];
 

@@ -123,9 +123,9 @@ impl Level {
 
     /// The pages file, open.
     pub fn pages_file(&self) -> Result<&File> {
-        self.pages.as_ref().ok_or_else(|| {
-            Error::new(ErrorKind::Other("no pages file".into())).in_file(&self.pages_path)
-        })
+        self.pages
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::Other("no pages file".into())).in_file(&self.pages_path))
     }
 }
 
@@ -196,7 +196,11 @@ fn load_level(dir: &Path, name: &str) -> Result<Option<Level>> {
         }
         let len = pages.checked_mul(PAGE_SIZE).filter(|l| vaddr.checked_add(*l).is_some());
         let Some(len) = len else {
-            return Err(malformed_at(&path, item.index, format!("{pages} pages at {vaddr:#x} overflow the address space")));
+            return Err(malformed_at(
+                &path,
+                item.index,
+                format!("{pages} pages at {vaddr:#x} overflow the address space"),
+            ));
         };
         if pages == 0 {
             continue;
@@ -517,9 +521,16 @@ impl Content {
 enum Src {
     None,
     /// Pages of a pagemap (None: the private one; Some(i): `shmem[i]`).
-    Pages { map: Option<usize>, level: usize, offset: u64 },
+    Pages {
+        map: Option<usize>,
+        level: usize,
+        offset: u64,
+    },
     /// Bytes of `files[file]` at `offset`.
-    File { file: usize, offset: u64 },
+    File {
+        file: usize,
+        offset: u64,
+    },
 }
 
 impl Src {
@@ -677,7 +688,8 @@ pub fn elf_build_id(f: &File) -> Option<Vec<u8>> {
         if u32_at(p, 0)? != 4 {
             continue; // not PT_NOTE
         }
-        let (off, size) = if is64 { (u64_at(p, 8)?, u64_at(p, 32)?) } else { (u32_at(p, 4)? as u64, u32_at(p, 16)? as u64) };
+        let (off, size) =
+            if is64 { (u64_at(p, 8)?, u64_at(p, 32)?) } else { (u32_at(p, 4)? as u64, u32_at(p, 16)? as u64) };
         if size > 1 << 20 {
             continue;
         }
@@ -804,10 +816,9 @@ pub struct Memory {
 
 /// The dump directory of a checkpoint (pages are read from files on disk).
 fn dir_of(ck: &Checkpoint) -> Result<PathBuf> {
-    ck.source()
-        .path_of("inventory.img")
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .ok_or_else(|| Error::other(format!("{}: memory can only be read from a dump directory", ck.source().display())))
+    ck.source().path_of("inventory.img").and_then(|p| p.parent().map(Path::to_path_buf)).ok_or_else(|| {
+        Error::other(format!("{}: memory can only be read from a dump directory", ck.source().display()))
+    })
 }
 
 impl Memory {
@@ -829,7 +840,9 @@ impl Memory {
         let private = Pagemap::open(&dir, &pm_name)?;
         if private.is_none() {
             // Without it nothing of the process's own memory is known.
-            return Err(Error::other(format!("no {pm_name}: the memory of process {pid} was not dumped")).in_file(&pm_name));
+            return Err(
+                Error::other(format!("no {pm_name}: the memory of process {pid} was not dumped")).in_file(&pm_name)
+            );
         }
         let mut mem = Memory { pid, vmas: Vec::new(), private, shmem: Vec::new(), files: Vec::new() };
         let lookup = FileLookup::new(ck, &dir, files)?;
@@ -1002,7 +1015,10 @@ impl Memory {
                 }
                 next => {
                     let to = next.map(|v| v.start).unwrap_or(end).min(end);
-                    push_piece(&mut out, Piece { addr: a, len: to - a, content: Content::Unavailable(Why::Unmapped), src: Src::None });
+                    push_piece(
+                        &mut out,
+                        Piece { addr: a, len: to - a, content: Content::Unavailable(Why::Unmapped), src: Src::None },
+                    );
                     a = to;
                 }
             }
@@ -1051,11 +1067,15 @@ impl Memory {
             Backing::Anon => (Content::Zero, Src::None, limit),
             Backing::Nothing(why) => (Content::Unavailable(why), Src::None, limit),
             Backing::Shmem(i) => {
-                let Some(pm) = self.shmem.get(i) else { return (Content::Unavailable(Why::NotDumped), Src::None, limit) };
+                let Some(pm) = self.shmem.get(i) else {
+                    return (Content::Unavailable(Why::NotDumped), Src::None, limit);
+                };
                 let (f, n) = pm.find(off);
                 let n = n.min(limit);
                 match f {
-                    Found::Pages { level, offset } => (Content::Dumped { level }, Src::Pages { map: Some(i), level, offset }, n),
+                    Found::Pages { level, offset } => {
+                        (Content::Dumped { level }, Src::Pages { map: Some(i), level, offset }, n)
+                    }
                     Found::Lazy => (Content::Unavailable(Why::Lazy), Src::None, n),
                     Found::MissingParent => (Content::Unavailable(Why::MissingParent), Src::None, n),
                     Found::Hole => (Content::Zero, Src::None, n),
@@ -1077,7 +1097,9 @@ impl Memory {
     pub fn read_pieces(&self, pieces: &[Piece], buf: &mut [u8]) -> Result<()> {
         let base = pieces.first().map(|p| p.addr).unwrap_or(0);
         for p in pieces {
-            let (Some(s), Some(e)) = ((p.addr - base).try_into().ok(), (p.end() - base).try_into().ok()) else { continue };
+            let (Some(s), Some(e)) = ((p.addr - base).try_into().ok(), (p.end() - base).try_into().ok()) else {
+                continue;
+            };
             let Some(dst) = buf.get_mut(s..e) else { continue };
             self.read_piece(p, dst)?;
         }
@@ -1212,7 +1234,9 @@ pub fn copy_range(src: &File, src_off: u64, dst: &File, dst_off: u64, len: u64) 
         let got = io::copy(&mut t, &mut d)?;
         if got < n {
             let at = src_off + done + got;
-            return Err(Error::new(ErrorKind::Truncated { what: "source file", need: src_off + len, got: at }).at_offset(at));
+            return Err(
+                Error::new(ErrorKind::Truncated { what: "source file", need: src_off + len, got: at }).at_offset(at)
+            );
         }
         if len > WRITEBACK_CHUNK {
             start_writeback(dst, dst_off + done, n);
@@ -1291,14 +1315,16 @@ impl<'a> FileLookup<'a> {
     }
 
     fn file(&self, id: u32) -> MappedFile {
-        let mut mf = MappedFile { id, name: format!("file {id}"), size: None, deleted: false, unavailable: None, data: None };
+        let mut mf =
+            MappedFile { id, name: format!("file {id}"), size: None, deleted: false, unavailable: None, data: None };
         let Some(reg) = self.reg(id) else {
             mf.unavailable = Some(format!("file {id} is not in files.img"));
             return mf;
         };
         mf.name = reg.str("name").map(|s| s.into_owned()).unwrap_or_default();
         mf.size = reg.u64("size");
-        let build_id: Vec<u8> = reg.get_all("build_id").filter_map(|v| v.as_u64()).flat_map(|w| (w as u32).to_le_bytes()).collect();
+        let build_id: Vec<u8> =
+            reg.get_all("build_id").filter_map(|v| v.as_u64()).flat_map(|w| (w as u32).to_le_bytes()).collect();
         if let Some(&(remap, ty)) = self.remaps.get(&id) {
             if ty == 1 {
                 mf.deleted = true;
@@ -1450,7 +1476,16 @@ mod tests {
                 mem.read(a, &mut buf).unwrap();
                 assert_eq!(buf.last(), Some(&0), "{}", dir.display());
                 let argv0 = String::from_utf8_lossy(buf.split(|c| *c == 0).next().unwrap()).into_owned();
-                let exe = ck.files().unwrap().get(&(mm.u64("exe_file_id").unwrap() as u32)).unwrap().msg("reg").unwrap().str("name").unwrap().into_owned();
+                let exe = ck
+                    .files()
+                    .unwrap()
+                    .get(&(mm.u64("exe_file_id").unwrap() as u32))
+                    .unwrap()
+                    .msg("reg")
+                    .unwrap()
+                    .str("name")
+                    .unwrap()
+                    .into_owned();
                 let base = |s: &str| s.rsplit('/').next().unwrap().to_string();
                 assert_eq!(base(&argv0), base(&exe), "{}: argv {buf:?}", dir.display());
             }
@@ -1499,7 +1534,10 @@ mod tests {
             if field == "compat_nr_pages" {
                 assert!(es.iter().all(|e| !e.has("nr_pages") && e.u64("compat_nr_pages").unwrap() > 0), "{fx}");
             } else {
-                assert!(es.iter().all(|e| e.u64("compat_nr_pages") == Some(0) && e.u64("nr_pages").unwrap() > 0), "{fx}");
+                assert!(
+                    es.iter().all(|e| e.u64("compat_nr_pages") == Some(0) && e.u64("nr_pages").unwrap() > 0),
+                    "{fx}"
+                );
             }
             let pm = Pagemap::open(&dir, &format!("pagemap-{pid}.img")).unwrap().unwrap();
             let runs: Vec<u64> = pm.levels()[0].runs().iter().map(|r| r.pages).collect();
@@ -1565,7 +1603,14 @@ mod tests {
         let mut buf = vec![0xeeu8; v.len() as usize];
         let pieces = mem.read(v.start, &mut buf).unwrap();
         let kinds: Vec<(u64, Content)> = pieces.iter().map(|p| (p.len, p.content)).collect();
-        assert_eq!(kinds, vec![(4096, Content::Dumped { level: 0 }), (5000 - 4096, Content::File), (2 * 4096 - (5000 - 4096), Content::Zero)]);
+        assert_eq!(
+            kinds,
+            vec![
+                (4096, Content::Dumped { level: 0 }),
+                (5000 - 4096, Content::File),
+                (2 * 4096 - (5000 - 4096), Content::Zero)
+            ]
+        );
         let file = std::fs::read(fx.join("root").join(v.name.trim_start_matches('/'))).unwrap();
         assert_eq!(&buf[4096..5000], &file[4096..5000]);
         assert!(buf[5000..].iter().all(|b| *b == 0));

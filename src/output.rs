@@ -26,7 +26,11 @@ impl AtomicFile {
             let tmp = dir.join(format!(".{name}.crit-{}-{attempt}.tmp", std::process::id()));
             match fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
                 Ok(f) => {
-                    return Ok(AtomicFile { target: target.to_path_buf(), tmp, file: Some(BufWriter::with_capacity(1 << 16, f)) })
+                    return Ok(AtomicFile {
+                        target: target.to_path_buf(),
+                        tmp,
+                        file: Some(BufWriter::with_capacity(1 << 16, f)),
+                    })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
                 Err(e) => return Err(e),
@@ -43,7 +47,14 @@ impl AtomicFile {
         let f = w.get_ref();
         let mut total = 0u64;
         loop {
-            match nix::fcntl::splice(pipe.as_fd(), None, f.as_fd(), None, 1 << 20, nix::fcntl::SpliceFFlags::SPLICE_F_MOVE) {
+            match nix::fcntl::splice(
+                pipe.as_fd(),
+                None,
+                f.as_fd(),
+                None,
+                1 << 20,
+                nix::fcntl::SpliceFFlags::SPLICE_F_MOVE,
+            ) {
                 Ok(0) => return Ok(total),
                 Ok(n) => total += n as u64,
                 Err(nix::errno::Errno::EINTR) => {}

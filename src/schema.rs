@@ -66,10 +66,7 @@ impl Type {
 
     /// Whether the type is 32 bits wide.
     pub fn is_32bit(self) -> bool {
-        matches!(
-            self,
-            Type::Int32 | Type::Uint32 | Type::Sint32 | Type::Fixed32 | Type::Sfixed32 | Type::Enum(_)
-        )
+        matches!(self, Type::Int32 | Type::Uint32 | Type::Sint32 | Type::Fixed32 | Type::Sfixed32 | Type::Enum(_))
     }
 }
 
@@ -94,7 +91,8 @@ pub struct Opts {
 
 impl Opts {
     /// No options set.
-    pub const NONE: Opts = Opts { hex: false, ipadd: false, flags: None, dev: false, odev: false, dict: None, conv: None };
+    pub const NONE: Opts =
+        Opts { hex: false, ipadd: false, flags: None, dev: false, odev: false, dict: None, conv: None };
 }
 
 /// One field of a message.

@@ -76,9 +76,9 @@ pub fn read_request(s: &mut UnixStream) -> Result<Option<String>> {
     }
     let m = Message::decode(msg::IMG_STREAMER_REQUEST_ENTRY, &body)?;
     match m.get("filename") {
-        Some(Value::Str(name)) => {
-            String::from_utf8(name.clone()).map(Some).map_err(|_| Error::malformed("stream request: file name is not UTF-8"))
-        }
+        Some(Value::Str(name)) => String::from_utf8(name.clone())
+            .map(Some)
+            .map_err(|_| Error::malformed("stream request: file name is not UTF-8")),
         _ => Err(Error::malformed("stream request without a file name")),
     }
 }
@@ -142,7 +142,8 @@ pub fn send_fd(s: &UnixStream, fd: impl AsFd) -> Result<()> {
     let fds = [fd.as_fd().as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(&[0u8])];
-    sendmsg::<UnixAddr>(s.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).map_err(|e| Error::from(io::Error::from(e)))?;
+    sendmsg::<UnixAddr>(s.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+        .map_err(|e| Error::from(io::Error::from(e)))?;
     Ok(())
 }
 
@@ -270,7 +271,13 @@ pub fn capture(dir: &Path, opts: &CaptureOptions, mut progress: Progress) -> Res
 }
 
 /// [`capture`] on a socket already listening (see [`listen`]).
-pub fn capture_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &CaptureOptions, mut progress: Progress) -> Result<Summary> {
+pub fn capture_on(
+    listener: UnixListener,
+    sock_path: &Path,
+    dir: &Path,
+    opts: &CaptureOptions,
+    mut progress: Progress,
+) -> Result<Summary> {
     let (mut conn, _) = listener.accept()?;
     drop(listener);
     let _ = std::fs::remove_file(sock_path);
@@ -285,7 +292,12 @@ pub fn capture_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &C
             Ok(Some(n)) => n,
             Ok(None) => break,
             Err(e) => {
-                summary.files.push(FileReport { name: "(request)".into(), bytes: 0, problem: Some(e.to_string()), closed_early: false });
+                summary.files.push(FileReport {
+                    name: "(request)".into(),
+                    bytes: 0,
+                    problem: Some(e.to_string()),
+                    closed_early: false,
+                });
                 break;
             }
         };
@@ -404,9 +416,12 @@ impl Edit {
 
     /// Parse `IMAGE:PATH=JSON`.
     pub fn parse_set(s: &str) -> Result<Edit> {
-        let (image, rest) = s.split_once(':').ok_or_else(|| Error::value(format!("--set {s:?}: expected IMAGE:PATH=JSON")))?;
-        let (path, value) = rest.split_once('=').ok_or_else(|| Error::value(format!("--set {s:?}: expected IMAGE:PATH=JSON")))?;
-        let value = parse_slice(value.as_bytes()).map_err(|e| Error::value(format!("--set {s:?}: the value is not JSON: {e}")))?;
+        let (image, rest) =
+            s.split_once(':').ok_or_else(|| Error::value(format!("--set {s:?}: expected IMAGE:PATH=JSON")))?;
+        let (path, value) =
+            rest.split_once('=').ok_or_else(|| Error::value(format!("--set {s:?}: expected IMAGE:PATH=JSON")))?;
+        let value = parse_slice(value.as_bytes())
+            .map_err(|e| Error::value(format!("--set {s:?}: the value is not JSON: {e}")))?;
         if !valid_name(image) {
             return Err(Error::value(format!("--set {s:?}: {image:?} is not an image file name")));
         }
@@ -415,7 +430,8 @@ impl Edit {
 
     /// Parse `IMAGE=FILE` and read the patch file.
     pub fn parse_patch(s: &str) -> Result<Edit> {
-        let (image, file) = s.split_once('=').ok_or_else(|| Error::value(format!("--patch {s:?}: expected IMAGE=FILE")))?;
+        let (image, file) =
+            s.split_once('=').ok_or_else(|| Error::value(format!("--patch {s:?}: expected IMAGE=FILE")))?;
         let data = std::fs::read(file).map_err(|e| Error::from(e).in_file(file))?;
         let patch = parse_slice(&data).map_err(|e| e.in_file(file))?;
         Ok(Edit::Patch { image: image.to_string(), patch })
@@ -533,7 +549,12 @@ pub fn serve_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &Ser
             Ok(Some(n)) => n,
             Ok(None) => break,
             Err(e) => {
-                summary.files.push(FileReport { name: "(request)".into(), bytes: 0, problem: Some(e.to_string()), closed_early: false });
+                summary.files.push(FileReport {
+                    name: "(request)".into(),
+                    bytes: 0,
+                    problem: Some(e.to_string()),
+                    closed_early: false,
+                });
                 break;
             }
         };

@@ -300,7 +300,10 @@ impl<W: Write> Encoder<W> {
             legacy_pagemap_entry(&mut m);
         }
         if m.has_missing_required() {
-            return Err(Error::new(ErrorKind::MissingRequired { message: m.ty.desc().name, fields: m.missing_required() }));
+            return Err(Error::new(ErrorKind::MissingRequired {
+                message: m.ty.desc().name,
+                fields: m.missing_required(),
+            }));
         }
         self.w.write_message(&m)?;
         let r = self.extra(role, &m, extra).map_err(|e| e.in_field("extra"));
@@ -326,13 +329,18 @@ impl<W: Write> Encoder<W> {
                 match payload {
                     Payload::None => Ok(()),
                     Payload::Blob(f) => self.sized_blob(extra, u(f), f),
-                    Payload::Blob2(a, b) => self.sized_blob(extra, u(a).saturating_add(u(b)), "keys_bytes + values_bytes"),
+                    Payload::Blob2(a, b) => {
+                        self.sized_blob(extra, u(a).saturating_add(u(b)), "keys_bytes + values_bytes")
+                    }
                     Payload::Tcp => {
                         let (inq, outq) = match extra {
                             Some(x @ Json::Obj(_)) => (x.get("inq"), x.get("outq")),
                             None => (None, None),
                             Some(other) => {
-                                return Err(Error::value(format!("expected {{\"inq\", \"outq\"}}, found {}", other.type_name())))
+                                return Err(Error::value(format!(
+                                    "expected {{\"inq\", \"outq\"}}, found {}",
+                                    other.type_name()
+                                )))
                             }
                         };
                         self.sized_blob(inq, u("inq_len"), "inq_len").map_err(|e| e.in_field("inq"))?;
@@ -364,7 +372,9 @@ impl<W: Write> Encoder<W> {
                         let items: &[Json] = match extra {
                             Some(Json::Arr(a)) => a,
                             None => &[],
-                            Some(other) => return Err(Error::value(format!("expected a list, found {}", other.type_name()))),
+                            Some(other) => {
+                                return Err(Error::value(format!("expected a list, found {}", other.type_name())))
+                            }
                         };
                         if items.len() % 2 != 0 {
                             return Err(Error::value("expected pairs of message header and data"));
@@ -378,8 +388,11 @@ impl<W: Write> Encoder<W> {
                             let hm = message_from_json(msg::IPC_MSG, &pair[0]).map_err(|e| e.in_index(2 * i))?;
                             let missing = hm.missing_required();
                             if !missing.is_empty() {
-                                return Err(Error::new(ErrorKind::MissingRequired { message: "ipc_msg", fields: missing })
-                                    .in_index(2 * i));
+                                return Err(Error::new(ErrorKind::MissingRequired {
+                                    message: "ipc_msg",
+                                    fields: missing,
+                                })
+                                .in_index(2 * i));
                             }
                             let data = blob(Some(&pair[1])).map_err(|e| e.in_index(2 * i + 1))?.unwrap_or_default();
                             let msize = hm.u64("msize").unwrap_or(0);

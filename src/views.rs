@@ -1082,11 +1082,7 @@ fn strings(b: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// Command line and environment of a process, read from its dumped memory.
-pub fn args_env(
-    ck: &Checkpoint,
-    mm: &Message,
-    pid: u32,
-) -> (Strings, Strings) {
+pub fn args_env(ck: &Checkpoint, mm: &Message, pid: u32) -> (Strings, Strings) {
     let range = |a: &str, b: &str| {
         let (s, e) = (u(mm, a), u(mm, b));
         (s, e.max(s).min(s.saturating_add(ARGS_MAX)))
@@ -1258,8 +1254,7 @@ fn proc_json(i: usize, kids: &Kids, all: &[ProcView], depth: usize) -> Json {
     let children = if depth > 4096 {
         Vec::new()
     } else {
-        kids.get(&i).map(|ks| ks.iter().map(|&k| proc_json(k, kids, all, depth + 1)).collect())
-            .unwrap_or_default()
+        kids.get(&i).map(|ks| ks.iter().map(|&k| proc_json(k, kids, all, depth + 1)).collect()).unwrap_or_default()
     };
     jo(vec![
         ("pid", jn(t.pid as u64)),
@@ -1473,8 +1468,7 @@ fn mount_json(i: usize, kids: &Kids, all: &[Message], depth: usize) -> Json {
     let children = if depth > 4096 {
         Vec::new()
     } else {
-        kids.get(&i).map(|ks| ks.iter().map(|&k| mount_json(k, kids, all, depth + 1)).collect())
-            .unwrap_or_default()
+        kids.get(&i).map(|ks| ks.iter().map(|&k| mount_json(k, kids, all, depth + 1)).collect()).unwrap_or_default()
     };
     let opt_str = |f: &str| if m.has(f) { jb(bytes(m, f)) } else { Json::Null };
     jo(vec![

@@ -82,10 +82,7 @@ impl Message {
     /// Mutable first value of a field, by name.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
         let f = self.field_desc(name)?;
-        self.fields
-            .iter_mut()
-            .find(|(n, v)| *n == f.number && !matches!(v, Value::Unknown(_)))
-            .map(|(_, v)| v)
+        self.fields.iter_mut().find(|(n, v)| *n == f.number && !matches!(v, Value::Unknown(_))).map(|(_, v)| v)
     }
 
     /// All values of a (repeated) field, by name.
@@ -424,18 +421,14 @@ fn decode_message(ty: MsgId, buf: &[u8], depth: usize) -> Result<Message> {
                 let b = buf.get(pos..pos + 8).ok_or_else(truncated)?;
                 pos += 8;
                 let v = u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
-                let val = field
-                    .and_then(|f| fixed64_value(f.ty, v))
-                    .unwrap_or(Value::Unknown(Unknown::Fixed64(v)));
+                let val = field.and_then(|f| fixed64_value(f.ty, v)).unwrap_or(Value::Unknown(Unknown::Fixed64(v)));
                 push(number, val, &mut fields);
             }
             5 => {
                 let b = buf.get(pos..pos + 4).ok_or_else(truncated)?;
                 pos += 4;
                 let v = u32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
-                let val = field
-                    .and_then(|f| fixed32_value(f.ty, v))
-                    .unwrap_or(Value::Unknown(Unknown::Fixed32(v)));
+                let val = field.and_then(|f| fixed32_value(f.ty, v)).unwrap_or(Value::Unknown(Unknown::Fixed32(v)));
                 push(number, val, &mut fields);
             }
             2 => {

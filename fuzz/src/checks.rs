@@ -82,7 +82,9 @@ fn status<T>(r: &crit::Result<T>) -> String {
 fn same<T: PartialEq>(what: &str, whole: &crit::Result<T>, pieces: &crit::Result<T>) {
     match (whole, pieces) {
         (Ok(a), Ok(b)) => assert!(a == b, "{what}: whole input and input in pieces give different results"),
-        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}: whole input and input in pieces fail differently"),
+        (Err(a), Err(b)) => {
+            assert_eq!(a.to_string(), b.to_string(), "{what}: whole input and input in pieces fail differently")
+        }
         _ => panic!("{what}: whole input gives {}, input in pieces gives {}", status(whole), status(pieces)),
     }
 }
@@ -139,12 +141,17 @@ pub fn decode(data: &[u8]) {
     let img2 = match enc(json) {
         Ok(b) => b,
         // The same for a SysV message header inside a payload.
-        Err(e) if matches!(e.kind, ErrorKind::MissingRequired { .. }) && e.loc.field.as_deref().is_some_and(|f| f.starts_with("extra")) => {
+        Err(e)
+            if matches!(e.kind, ErrorKind::MissingRequired { .. })
+                && e.loc.field.as_deref().is_some_and(|f| f.starts_with("extra")) =>
+        {
             return
         }
         // A SysV queue that ends before `qnum` messages ends the list on
         // decode, as in CRIU and crit; encode wants `qnum` of them.
-        Err(e) if matches!(kind.body, Body::Entries(_, Payload::Msg)) && e.loc.field.as_deref() == Some("extra") => return,
+        Err(e) if matches!(kind.body, Body::Entries(_, Payload::Msg)) && e.loc.field.as_deref() == Some("extra") => {
+            return
+        }
         Err(e) => panic!("the JSON of a decoded image does not encode: {e}"),
     };
     let json2 = dec(&img2, RAW).unwrap_or_else(|e| panic!("an image made by encode does not decode: {e}"));
@@ -236,7 +243,8 @@ pub fn message(data: &[u8]) {
     for nice in [false, true] {
         let text = to_json(&m, nice);
         let j = parse_slice(&text).unwrap_or_else(|e| panic!("{name}: our JSON does not parse (nice {nice}): {e}"));
-        let back = message_from_json(ty, &j).unwrap_or_else(|e| panic!("{name}: our JSON does not map back (nice {nice}): {e}"));
+        let back = message_from_json(ty, &j)
+            .unwrap_or_else(|e| panic!("{name}: our JSON does not map back (nice {nice}): {e}"));
         let text2 = to_json(&back, nice);
         assert!(text2 == text, "{name}: JSON → message → JSON changes the JSON (nice {nice}): {}", diff(&text, &text2));
         let again = message_from_json(ty, &parse_slice(&to_json(&back, false)).unwrap_or(Json::Null));
@@ -358,7 +366,8 @@ pub fn x_in(data: &[u8], dir: &Path) {
     let n = data.len() as u64;
     let limit = (4 << 20) + n * n / 8;
     type View = fn(&Checkpoint, &mut dyn Write, &mut Notes) -> crit::Result<()>;
-    let views: [(&str, View); 4] = [("ps", explore::ps), ("fds", explore::fds), ("mems", explore::mems), ("rss", explore::rss)];
+    let views: [(&str, View); 4] =
+        [("ps", explore::ps), ("fds", explore::fds), ("mems", explore::mems), ("rss", explore::rss)];
     for (name, view) in views {
         let mut out = Capped { n: 0, limit };
         let mut notes = Notes::default();
@@ -453,8 +462,9 @@ pub fn stream(data: &[u8]) {
     }) else {
         return;
     };
-    let mut doc = parse_slice(br#"{"magic": "PSTREE", "entries": [{"pid": 1, "ppid": 0, "pgid": 1, "sid": 1, "threads": [1]}]}"#)
-        .unwrap_or(Json::Null);
+    let mut doc =
+        parse_slice(br#"{"magic": "PSTREE", "entries": [{"pid": 1, "ppid": 0, "pgid": 1, "sid": 1, "threads": [1]}]}"#)
+            .unwrap_or(Json::Null);
     if crit::json::edit::set_path(&mut doc, &path, value).is_ok() {
         let text = crit::json::edit::to_vec(&doc);
         let back = parse_slice(&text).unwrap_or_else(|e| panic!("--set: the edited JSON does not parse: {e}"));

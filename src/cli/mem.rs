@@ -89,7 +89,10 @@ fn parse_prot(s: &str) -> Result<Prot, String> {
 
 fn parse_kind(s: &str) -> Result<crit::mem::Kind, String> {
     view::kind_by_name(s).ok_or_else(|| {
-        format!("unknown kind {s:?}; kinds: {}", crit::mem::KINDS.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", "))
+        format!(
+            "unknown kind {s:?}; kinds: {}",
+            crit::mem::KINDS.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+        )
     })
 }
 
@@ -126,7 +129,9 @@ pub fn run(a: MemArgs) -> Result<(), Failure> {
             Some(n) => n,
             None => match mem.vma_at(addr) {
                 Some(v) => v.end - addr,
-                None => return Err(Failure::new(format!("crit: address {addr:#x} is not mapped in process {}", a.pid))),
+                None => {
+                    return Err(Failure::new(format!("crit: address {addr:#x} is not mapped in process {}", a.pid)))
+                }
             },
         };
         let report = view::dump(&mem, addr, len, a.hex, &mut w);
@@ -147,7 +152,9 @@ pub fn run(a: MemArgs) -> Result<(), Failure> {
             (None, None) => unreachable_pattern(),
         };
         let json = a.json;
-        let r = view::search(&mem, &filter, &pat, a.context, a.max_count, &mut |m, v| view::print_match(&mut w, m, v, json));
+        let r = view::search(&mem, &filter, &pat, a.context, a.max_count, &mut |m, v| {
+            view::print_match(&mut w, m, v, json)
+        });
         let n = match r.and_then(|n| w.flush().map(|_| n).map_err(Into::into)) {
             Err(e) if e.is_broken_pipe() => return Ok(()),
             Err(e) => return Err(fail(e)),

@@ -13,12 +13,12 @@ use crit::transcode::{self, DecodeOptions};
 
 mod check;
 mod convert;
+mod coredump;
 mod docs;
 mod examples;
+mod mem;
 mod stream;
 mod views;
-mod mem;
-mod coredump;
 
 /// Version text: ours and the CRIU image schema we speak.
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (CRIU image schema 4.2)");
@@ -250,7 +250,8 @@ fn decode_cmd(input: Option<&Path>, output: Option<&Path>, opts: DecodeOptions) 
 fn run(cli: Cli) -> Result<(), Failure> {
     let Some(cmd) = cli.cmd else {
         return Err(Failure {
-            message: "usage: crit [-h] [--version] {decode,encode,info,x,show} ...\ncrit: error: too few arguments".into(),
+            message: "usage: crit [-h] [--version] {decode,encode,info,x,show} ...\ncrit: error: too few arguments"
+                .into(),
             code: 1,
         });
     };

@@ -178,7 +178,11 @@ fn convert_for_serving(dir: &Path, version: &str) -> Result<Converted, Failure> 
     let to = version.parse().map_err(fail)?;
     // Beside the images directory (the same file system, so unchanged
     // images are hard links), else in the temporary directory.
-    let name = format!(".crit-serve-{}-{}", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id());
+    let name = format!(
+        ".crit-serve-{}-{}",
+        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    );
     let beside = dir.parent().map(|p| p.join(&name)).filter(|p| std::fs::create_dir(p).is_ok());
     let out = Converted(beside.unwrap_or_else(|| std::env::temp_dir().join(&name)));
     let _ = std::fs::remove_dir_all(&out.0);

@@ -98,7 +98,8 @@ fn pointer_parts(ptr: &str) -> Result<Vec<String>> {
     if ptr.is_empty() {
         return Ok(Vec::new());
     }
-    let rest = ptr.strip_prefix('/').ok_or_else(|| Error::value(format!("JSON pointer {ptr:?} must start with '/'")))?;
+    let rest =
+        ptr.strip_prefix('/').ok_or_else(|| Error::value(format!("JSON pointer {ptr:?} must start with '/'")))?;
     Ok(rest.split('/').map(unescape).collect())
 }
 

@@ -217,7 +217,11 @@ fn py_float(x: f64) -> String {
     if x.is_nan() {
         "NaN".into()
     } else if x.is_infinite() {
-        if x > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        if x > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
     } else if x == x.trunc() && x.abs() < 1e16 {
         format!("{x:.1}")
     } else {
@@ -305,9 +309,9 @@ fn scalar_or_msg(f: &'static FieldDesc, v: &Json, depth: usize) -> Result<Value>
                     .ok_or_else(|| Error::value(format!("{name:?} is not a value of enum {}", e.desc().name)))
             }
             // A number: the form we write for values the schema does not name.
-            Json::Int(i) => i32::try_from(*i)
-                .map(Value::Enum)
-                .map_err(|_| Error::value(format!("enum value {i} out of range"))),
+            Json::Int(i) => {
+                i32::try_from(*i).map(Value::Enum).map_err(|_| Error::value(format!("enum value {i} out of range")))
+            }
             _ => Err(Error::value(format!("expected an enum name, found {}", v.type_name()))),
         },
         Type::Float | Type::Double => match v {

@@ -12,7 +12,13 @@ pub static FLAG_MAPS: &[(&str, FlagMap)] = &[
     ("mmap.prot", &[("PROT_READ", 0x1), ("PROT_WRITE", 0x2), ("PROT_EXEC", 0x4)]),
     (
         "mmap.flags",
-        &[("MAP_SHARED", 0x1), ("MAP_PRIVATE", 0x2), ("MAP_DROPPABLE", 0x08), ("MAP_ANON", 0x20), ("MAP_GROWSDOWN", 0x0100)],
+        &[
+            ("MAP_SHARED", 0x1),
+            ("MAP_PRIVATE", 0x2),
+            ("MAP_DROPPABLE", 0x08),
+            ("MAP_ANON", 0x20),
+            ("MAP_GROWSDOWN", 0x0100),
+        ],
     ),
     (
         "mmap.status",
@@ -61,7 +67,13 @@ pub static FLAG_MAPS: &[(&str, FlagMap)] = &[
     ("pmap.flags", &[("PE_PARENT", 1 << 0), ("PE_LAZY", 1 << 1), ("PE_PRESENT", 1 << 2)]),
     (
         "seals.flags",
-        &[("F_SEAL_SEAL", 0x1), ("F_SEAL_SHRINK", 0x2), ("F_SEAL_GROW", 0x4), ("F_SEAL_WRITE", 0x8), ("F_SEAL_FUTURE_WRITE", 0x10)],
+        &[
+            ("F_SEAL_SEAL", 0x1),
+            ("F_SEAL_SHRINK", 0x2),
+            ("F_SEAL_GROW", 0x4),
+            ("F_SEAL_WRITE", 0x8),
+            ("F_SEAL_FUTURE_WRITE", 0x10),
+        ],
     ),
 ];
 

@@ -189,7 +189,8 @@ impl<W: Write> JsonOut<W> {
         let mut rest = s;
         while !rest.is_empty() {
             // Fast path: a run of printable ASCII that needs no escape.
-            let run = rest.iter().position(|&b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\').unwrap_or(rest.len());
+            let run =
+                rest.iter().position(|&b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\').unwrap_or(rest.len());
             if run > 0 {
                 self.buf.extend_from_slice(&rest[..run]);
                 rest = &rest[run..];
@@ -444,7 +445,10 @@ mod tests {
             o.end_object()
         };
         assert_eq!(render(false, doc), r#"{"a": 1, "b": [-2, {}], "c": []}"#);
-        assert_eq!(render(true, doc), "{\n    \"a\": 1,\n    \"b\": [\n        -2,\n        {}\n    ],\n    \"c\": []\n}");
+        assert_eq!(
+            render(true, doc),
+            "{\n    \"a\": 1,\n    \"b\": [\n        -2,\n        {}\n    ],\n    \"c\": []\n}"
+        );
     }
 
     #[test]

@@ -362,8 +362,8 @@ impl<R: Read> Parser<R> {
     /// A string appended to `out` (the opening quote not yet consumed).
     pub fn string_into(&mut self, out: &mut Vec<u8>) -> Result<()> {
         self.bump()?; // the quote
-        // Start of the bytes copied from the input since the last escape:
-        // those must be UTF-8; bytes made by `\udcXX` escapes need not be.
+                      // Start of the bytes copied from the input since the last escape:
+                      // those must be UTF-8; bytes made by `\udcXX` escapes need not be.
         let mut seg = out.len();
         // Whether every byte copied since `seg` is ASCII (then no check).
         let mut ascii = true;

@@ -225,7 +225,9 @@ pub fn qp_encode(data: &[u8]) -> String {
         let next = data.get(i + 1).copied();
         let quote = c > 126
             || c == b'='
-            || (c == b'.' && linelen == 0 && (next.is_none() || next == Some(b'\n') || next == Some(b'\r') || next == Some(0)))
+            || (c == b'.'
+                && linelen == 0
+                && (next.is_none() || next == Some(b'\n') || next == Some(b'\r') || next == Some(0)))
             || ((c == b'\t' || c == b' ') && i + 1 == n)
             || (c < 33 && c != b'\r' && c != b'\n' && c != b'\t' && c != b' ');
         if quote {

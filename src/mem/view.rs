@@ -35,7 +35,11 @@ pub struct Prot {
 impl Prot {
     /// Parse `r-x`, `rw-p`, `rw`, `x`.
     pub fn parse(s: &str) -> Result<Prot> {
-        let bad = || Error::value(format!("bad protection {s:?}: give letters of rwx (at least these) or a pattern like r-x or rw-p"));
+        let bad = || {
+            Error::value(format!(
+                "bad protection {s:?}: give letters of rwx (at least these) or a pattern like r-x or rw-p"
+            ))
+        };
         let exact = s.contains('-') || s.len() == 4;
         let mut want = 0;
         let mut shared = None;
@@ -169,7 +173,11 @@ pub fn list(mem: &Memory, filter: &Filter, json: bool, out: &mut dyn Write) -> R
     }
     let aw = vmas.iter().map(|(v, _)| format!("{:x}-{:x}", v.start, v.end).len()).max().unwrap_or(9).max(9);
     let kw = vmas.iter().map(|(v, _)| v.kind_names().join(",").len()).max().unwrap_or(4).max(4);
-    writeln!(out, "{:<aw$} {:<4} {:>8} {:>8} {:>8} {:>8} {:<kw$} NAME", "ADDRESS", "PERM", "SIZE", "DUMPED", "PARENTS", "UNKNOWN", "KIND")?;
+    writeln!(
+        out,
+        "{:<aw$} {:<4} {:>8} {:>8} {:>8} {:>8} {:<kw$} NAME",
+        "ADDRESS", "PERM", "SIZE", "DUMPED", "PARENTS", "UNKNOWN", "KIND"
+    )?;
     let mut total = Tally::default();
     let mut size = 0;
     for (v, t) in &vmas {
@@ -341,7 +349,9 @@ impl Pattern {
     /// A bytes regular expression (the `regex` crate's syntax; `(?-u)` for
     /// byte classes).
     pub fn regex(re: &str) -> Result<Pattern> {
-        regex::bytes::Regex::new(re).map(Pattern::Regex).map_err(|e| Error::value(format!("bad regular expression: {e}")))
+        regex::bytes::Regex::new(re)
+            .map(Pattern::Regex)
+            .map_err(|e| Error::value(format!("bad regular expression: {e}")))
     }
 
     fn finder(&self) -> Result<regex::bytes::Regex> {
@@ -527,7 +537,12 @@ pub fn extract_name(v: &Vma) -> String {
 /// `crit mem --extract OUTDIR`: each selected mapping's contents (the
 /// whole mapping: dumped pages, file pages, zeros; unknown bytes as zeros,
 /// as holes) to `OUTDIR/START-END.bin`, each file written atomically.
-pub fn extract(mem: &Memory, filter: &Filter, dir: &Path, done: &mut dyn FnMut(&Extracted) -> Result<()>) -> Result<()> {
+pub fn extract(
+    mem: &Memory,
+    filter: &Filter,
+    dir: &Path,
+    done: &mut dyn FnMut(&Extracted) -> Result<()>,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::from(e).in_file(dir))?;
     for v in mem.vmas().iter().filter(|v| filter.matches(v)) {
         let path = dir.join(extract_name(v));

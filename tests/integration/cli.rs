@@ -8,13 +8,7 @@ use std::process::Command;
 use crate::util::*;
 
 fn sh(script: &str, dir: &Path) -> std::process::Output {
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .env("CRIT", crit_bin())
-        .output()
-        .unwrap()
+    Command::new("sh").arg("-c").arg(script).current_dir(dir).env("CRIT", crit_bin()).output().unwrap()
 }
 
 fn first_image(dir: &Path) -> std::path::PathBuf {
@@ -49,7 +43,11 @@ fn decode_and_encode_in_all_nine_io_combinations() {
                 assert!(o.status.success(), "{script}: {}", String::from_utf8_lossy(&o.stderr));
                 let got = if out.is_empty() { o.stdout } else { std::fs::read(d.join("out.Y")).unwrap() };
                 let expect = if expect_json {
-                    if out.contains("-o") { &json } else { &with_nl }
+                    if out.contains("-o") {
+                        &json
+                    } else {
+                        &with_nl
+                    }
                 } else {
                     &std::fs::read(&img).unwrap()
                 };
@@ -124,8 +122,11 @@ fn errors_name_file_offset_entry_and_field() {
     assert!(err.contains("truncated"), "{err}");
     // A bad JSON value names the entry and the field.
     let json = tmp.path().join("bad.json");
-    std::fs::write(&json, br#"{"magic": "PSTREE", "entries": [{"pid": 1, "ppid": 0, "pgid": 1, "sid": 1}, {"pid": "x1"}]}"#)
-        .unwrap();
+    std::fs::write(
+        &json,
+        br#"{"magic": "PSTREE", "entries": [{"pid": 1, "ppid": 0, "pgid": 1, "sid": 1}, {"pid": "x1"}]}"#,
+    )
+    .unwrap();
     let o = crit(&["encode", "-i", json.to_str().unwrap(), "-o", tmp.path().join("o.img").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -148,8 +149,11 @@ fn failed_output_leaves_existing_file_untouched() {
     let out = tmp.path().join("keep.img");
     std::fs::write(&out, b"precious").unwrap();
     let json = tmp.path().join("bad.json");
-    std::fs::write(&json, br#"{"magic": "PSTREE", "entries": [{"pid": 1, "ppid": 0, "pgid": 1, "sid": 1}, {"pid": -1}]}"#)
-        .unwrap();
+    std::fs::write(
+        &json,
+        br#"{"magic": "PSTREE", "entries": [{"pid": 1, "ppid": 0, "pgid": 1, "sid": 1}, {"pid": -1}]}"#,
+    )
+    .unwrap();
     let o = crit(&["encode", "-i", json.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
@@ -165,7 +169,9 @@ fn in_place_recode_is_safe() {
     std::fs::copy(fx.join("pstree.img"), &img).unwrap();
     let j = tmp.path().join("p.json");
     assert!(crit(&["decode", "-i", img.to_str().unwrap(), "-o", j.to_str().unwrap()]).status.success());
-    assert!(crit(&["decode", "-f", "nice", "-i", j.to_str().unwrap(), "-o", j.to_str().unwrap()]).status.code() == Some(1));
+    assert!(
+        crit(&["decode", "-f", "nice", "-i", j.to_str().unwrap(), "-o", j.to_str().unwrap()]).status.code() == Some(1)
+    );
     assert!(j.exists() && std::fs::read(&j).unwrap().starts_with(b"{\"magic\""), "failed in-place run kept the file");
     assert!(crit(&["encode", "-i", j.to_str().unwrap(), "-o", img.to_str().unwrap()]).status.success());
     assert_eq!(std::fs::read(&img).unwrap(), std::fs::read(fx.join("pstree.img")).unwrap());

@@ -29,7 +29,12 @@ fn entries(path: &Path) -> Vec<Message> {
 }
 
 fn pagemap_of(dir: &Path) -> std::path::PathBuf {
-    images(dir).into_iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with("pagemap-") && !p.to_string_lossy().contains("shmem")).unwrap()
+    images(dir)
+        .into_iter()
+        .find(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with("pagemap-") && !p.to_string_lossy().contains("shmem")
+        })
+        .unwrap()
 }
 
 fn to(v: &str) -> Options {
@@ -91,7 +96,8 @@ fn refusals_and_guards() {
     let e = convert::convert(&src, &tmp.path().join("a"), &to("4.1")).unwrap_err();
     assert!(e.to_string().contains("allow_uprobes") && e.to_string().contains("--force"), "{e}");
     assert!(!tmp.path().join("a").exists(), "nothing written on refusal");
-    let r = convert::convert(&src, &tmp.path().join("a"), &Options { to: Version(4, 1), force: true, link: false }).unwrap();
+    let r = convert::convert(&src, &tmp.path().join("a"), &Options { to: Version(4, 1), force: true, link: false })
+        .unwrap();
     assert!(r.steps.iter().any(|s| s.safety == convert::Safety::Refused));
     // Below the floor, into the source, into a non-empty directory.
     assert!(convert::convert(&src, &tmp.path().join("b"), &to("3.14")).unwrap_err().to_string().contains("3.15"));
@@ -142,8 +148,14 @@ fn unmerge_task_images(dir: &Path, pid: u32) {
         std::fs::write(dir.join(name), w.finish().unwrap()).unwrap();
     };
     let Some(Value::Msg(tc)) = core.get_mut("tc") else { panic!() };
-    let rl: Vec<Message> = tc.msg("rlimits").unwrap().get_all("rlimits").map(|v| if let Value::Msg(m) = v { m.clone() } else { panic!() }).collect();
-    let sa: Vec<Message> = tc.get_all("sigactions").map(|v| if let Value::Msg(m) = v { m.clone() } else { panic!() }).collect();
+    let rl: Vec<Message> = tc
+        .msg("rlimits")
+        .unwrap()
+        .get_all("rlimits")
+        .map(|v| if let Value::Msg(m) = v { m.clone() } else { panic!() })
+        .collect();
+    let sa: Vec<Message> =
+        tc.get_all("sigactions").map(|v| if let Value::Msg(m) = v { m.clone() } else { panic!() }).collect();
     let num_rl = tc.field_desc("rlimits").unwrap().number;
     let num_sa = tc.field_desc("sigactions").unwrap().number;
     tc.fields.retain(|(n, _)| *n != num_rl && *n != num_sa);
@@ -157,7 +169,8 @@ fn unmerge_task_images(dir: &Path, pid: u32) {
     write(&format!("core-{pid}.img"), kind("CORE"), vec![core]);
     let mm_path = dir.join(format!("mm-{pid}.img"));
     let mut mm = entries(&mm_path).remove(0);
-    let vmas: Vec<Message> = mm.get_all("vmas").map(|v| if let Value::Msg(m) = v { m.clone() } else { panic!() }).collect();
+    let vmas: Vec<Message> =
+        mm.get_all("vmas").map(|v| if let Value::Msg(m) = v { m.clone() } else { panic!() }).collect();
     let num = mm.field_desc("vmas").unwrap().number;
     mm.fields.retain(|(n, _)| *n != num);
     write(&format!("vmas-{pid}.img"), kind("VMAS"), vmas);
@@ -172,7 +185,10 @@ fn legacy_task_images_move_back_into_core_and_mm() {
     let old = tmp.path().join("old");
     copy_dir(&src, &old);
     unmerge_task_images(&old, pid);
-    assert_ne!(std::fs::read(old.join(format!("core-{pid}.img"))).unwrap(), std::fs::read(src.join(format!("core-{pid}.img"))).unwrap());
+    assert_ne!(
+        std::fs::read(old.join(format!("core-{pid}.img"))).unwrap(),
+        std::fs::read(src.join(format!("core-{pid}.img"))).unwrap()
+    );
     let new = tmp.path().join("new");
     let r = convert::convert(&old, &new, &to("4.2")).unwrap();
     assert!(r.steps.iter().filter(|s| s.transform == "task-images-into-core").count() >= 4, "{:?}", r.steps);
@@ -218,10 +234,20 @@ fn real_criu_41_restores_what_we_convert_down_and_not_the_42_layout() {
     let tmp = TempDir::new("conv-real");
     let dump = tmp.path().join("dump");
     std::fs::create_dir(&dump).unwrap();
-    let mut child = Command::new("setsid").args(["sleep", "1000"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new("setsid")
+        .args(["sleep", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let o = Command::new(r.criu()).args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"]).arg(&dump).output().unwrap();
+    let o = Command::new(r.criu())
+        .args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"])
+        .arg(&dump)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "dump: {}", errors_of(&dump.join("dump.log")));
     let _ = child.wait();
     // Up to the 4.2 layout: CRIU 4.1.1 cannot restore that.
@@ -315,7 +341,9 @@ fn epoll_and_fsnotify_side_images_merge_into_their_files() {
     let tmp = TempDir::new("conv-fsn");
     let old = tmp.path().join("old");
     std::fs::create_dir(&old).unwrap();
-    for n in ["eventpoll.img", "eventpoll-tfd.img", "inotify.img", "inotify-wd.img", "fanotify.img", "fanotify-mark.img"] {
+    for n in
+        ["eventpoll.img", "eventpoll-tfd.img", "inotify.img", "inotify-wd.img", "fanotify.img", "fanotify-mark.img"]
+    {
         std::fs::copy(crafted.join(n), old.join(n)).unwrap();
     }
     let tfds = entries(&old.join("eventpoll-tfd.img")).len();
@@ -346,7 +374,9 @@ fn same_memory(orig: &Path, other: &Path, name: &str) {
         for i in 0..r.pages {
             let addr = r.vaddr + i * 4096;
             let (Found::Pages { level: la, offset: oa }, _) = a.find(addr) else { panic!("{addr:#x}") };
-            let (Found::Pages { level: lb, offset: ob }, _) = b.find(addr) else { panic!("{addr:#x} not in {}", other.display()) };
+            let (Found::Pages { level: lb, offset: ob }, _) = b.find(addr) else {
+                panic!("{addr:#x} not in {}", other.display())
+            };
             let (mut x, mut y) = (vec![0u8; 4096], vec![0u8; 4096]);
             a.read_pages(la, oa, &mut x).unwrap();
             b.read_pages(lb, ob, &mut y).unwrap();
@@ -390,10 +420,20 @@ fn real_criu_restores_a_flattened_chain() {
     let tmp = TempDir::new("conv-flat-real");
     let dump = tmp.path().join("dump");
     std::fs::create_dir(&dump).unwrap();
-    let mut child = Command::new("setsid").args(["sleep", "1000"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new("setsid")
+        .args(["sleep", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let o = Command::new(r.criu()).args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"]).arg(&dump).output().unwrap();
+    let o = Command::new(r.criu())
+        .args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"])
+        .arg(&dump)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "dump: {}", errors_of(&dump.join("dump.log")));
     let _ = child.wait();
     let chain = tmp.path().join("chain");

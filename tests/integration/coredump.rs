@@ -240,7 +240,12 @@ fn cores_are_reproducible() {
     let c = make_core(&images, &tmp.path().join("c"), &["--files-root", core_fixture().join("root").to_str().unwrap()]);
     let (_, pa, _) = parse_core(&std::fs::read(&a).unwrap());
     let (_, pc, _) = parse_core(&std::fs::read(&c).unwrap());
-    let text = |ph: &[Phdr]| -> Vec<(u64, u64)> { ph.iter().filter(|p| p.ty == 1 && p.flags & 1 != 0 && p.vaddr < 0x1000000).map(|p| (p.filesz, p.memsz)).collect() };
+    let text = |ph: &[Phdr]| -> Vec<(u64, u64)> {
+        ph.iter()
+            .filter(|p| p.ty == 1 && p.flags & 1 != 0 && p.vaddr < 0x1000000)
+            .map(|p| (p.filesz, p.memsz))
+            .collect()
+    };
     assert_eq!(text(&pc), vec![(0x8d000, 0x8d000)]);
     // Without the file: the dumped first page, then no data.
     assert_eq!(text(&pa), vec![(0x1000, 0x8d000)]);
@@ -361,10 +366,32 @@ fn gdb_reads_the_core() {
 
     // info registers: every register gdb shows is the image's.
     let names: &[(&str, &str)] = &[
-        ("rax", "ax"), ("rbx", "bx"), ("rcx", "cx"), ("rdx", "dx"), ("rsi", "si"), ("rdi", "di"), ("rbp", "bp"),
-        ("rsp", "sp"), ("r8", "r8"), ("r9", "r9"), ("r10", "r10"), ("r11", "r11"), ("r12", "r12"), ("r13", "r13"),
-        ("r14", "r14"), ("r15", "r15"), ("rip", "ip"), ("eflags", "flags"), ("cs", "cs"), ("ss", "ss"),
-        ("ds", "ds"), ("es", "es"), ("fs", "fs"), ("gs", "gs"), ("fs_base", "fs_base"), ("gs_base", "gs_base"),
+        ("rax", "ax"),
+        ("rbx", "bx"),
+        ("rcx", "cx"),
+        ("rdx", "dx"),
+        ("rsi", "si"),
+        ("rdi", "di"),
+        ("rbp", "bp"),
+        ("rsp", "sp"),
+        ("r8", "r8"),
+        ("r9", "r9"),
+        ("r10", "r10"),
+        ("r11", "r11"),
+        ("r12", "r12"),
+        ("r13", "r13"),
+        ("r14", "r14"),
+        ("r15", "r15"),
+        ("rip", "ip"),
+        ("eflags", "flags"),
+        ("cs", "cs"),
+        ("ss", "ss"),
+        ("ds", "ds"),
+        ("es", "es"),
+        ("fs", "fs"),
+        ("gs", "gs"),
+        ("fs_base", "fs_base"),
+        ("gs_base", "gs_base"),
     ];
     let regs = blocks(&section("regs"));
     assert_eq!(regs.len(), 4);
@@ -448,13 +475,27 @@ fn gdb_reads_text_from_the_binary_when_the_core_has_none() {
     let bin = fx.join("root/tmp/crit-core-fixtures/bin/core-threads");
     let gdb = |core: &Path| -> String {
         let o = Command::new("gdb")
-            .args(["-q", "-batch", "-nx", "-ex", "set pagination off", "-ex", "thread apply all bt", "-ex", "thread apply all x/3i $pc"])
+            .args([
+                "-q",
+                "-batch",
+                "-nx",
+                "-ex",
+                "set pagination off",
+                "-ex",
+                "thread apply all bt",
+                "-ex",
+                "thread apply all x/3i $pc",
+            ])
             .arg(&bin)
             .arg(core)
             .output()
             .unwrap();
         assert!(o.status.success());
-        String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with('#') || l.contains("=>") || l.starts_with("   0x")).collect::<Vec<_>>().join("\n")
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with('#') || l.contains("=>") || l.starts_with("   0x"))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     let (a, b) = (gdb(&with), gdb(&without));
     assert!(a.contains("reg_holder_inner") && a.contains("syscall"), "{a}");
@@ -494,7 +535,10 @@ fn readelf_and_eu_readelf_accept_the_core() {
         let g = ck.core(pid).unwrap().msg("thread_info").unwrap().msg("gpregs").unwrap().clone();
         assert!(out.contains(&format!("pid: {pid}")), "{out}");
         assert!(out.contains(&format!("rip: {:#018x}", g.u64("ip").unwrap())), "{out}");
-        assert!(out.contains(&format!("fname: {}", ck.core(pid).unwrap().msg("tc").unwrap().str("comm").unwrap())), "{out}");
+        assert!(
+            out.contains(&format!("fname: {}", ck.core(pid).unwrap().msg("tc").unwrap().str("comm").unwrap())),
+            "{out}"
+        );
         assert!(out.contains(&format!("SYSINFO_EHDR: {:#x}", words(&mm, "mm_saved_auxv")[1])), "{out}");
         assert!(out.contains("/tmp/crit-core-fixtures/work-core-threads/short.dat"), "NT_FILE: {out}");
         assert!(out.contains("X86_XSTATE"), "{out}");

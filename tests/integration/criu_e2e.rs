@@ -48,11 +48,8 @@ fn edited_comm_survives_restore() {
     let o = crit(&["encode", "-i", json.to_str().unwrap(), "-o", core.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let restore = Command::new(r.criu())
-        .args(["restore", "-d", "-v4", "-o", "restore.log", "-D"])
-        .arg(dir)
-        .output()
-        .unwrap();
+    let restore =
+        Command::new(r.criu()).args(["restore", "-d", "-v4", "-o", "restore.log", "-D"]).arg(dir).output().unwrap();
     let log = std::fs::read_to_string(dir.join("restore.log")).unwrap_or_default();
     assert!(
         restore.status.success(),

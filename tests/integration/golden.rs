@@ -90,7 +90,9 @@ fn decode_matches_reference_crit() {
                                 ));
                             }
                         }
-                        Err(e) => failures.push(format!("{}/{name} {mode}: crit decodes it, we fail: {e}", fx.display())),
+                        Err(e) => {
+                            failures.push(format!("{}/{name} {mode}: crit decodes it, we fail: {e}", fx.display()))
+                        }
                     }
                 } else if gold_err.exists() {
                     checked += 1;

@@ -111,11 +111,14 @@ fn truncated_images_fail_inside_entries_and_only_there() {
                 let at = if cut < start + 4 { start } else { start + 4 };
                 match decode_err(&data[..cut as usize]) {
                     Some(e) if e.loc.entry == Some(i) && e.loc.offset == Some(at) => {}
-                    other => problems.push(format!("{}: {other:?}", describe(&p, &format!("cut at {cut} in entry {i}")))),
+                    other => {
+                        problems.push(format!("{}: {other:?}", describe(&p, &format!("cut at {cut} in entry {i}"))))
+                    }
                 }
             }
             // Inside a payload whose size the entry gives.
-            let sized = matches!(extra, ExtraSpec::Blob(_) | ExtraSpec::Tcp(..) | ExtraSpec::Sem(_) | ExtraSpec::Shm(_));
+            let sized =
+                matches!(extra, ExtraSpec::Blob(_) | ExtraSpec::Tcp(..) | ExtraSpec::Sem(_) | ExtraSpec::Shm(_));
             if sized && end > msg_end + 1 {
                 for cut in [msg_end + 1, (msg_end + end) / 2, end - 1] {
                     cases += 1;
@@ -124,9 +127,10 @@ fn truncated_images_fail_inside_entries_and_only_there() {
                             if e.loc.entry == Some(i)
                                 && matches!(e.kind, ErrorKind::Truncated { .. })
                                 && e.loc.offset.is_some_and(|o| o >= msg_end && o < end) => {}
-                        other => {
-                            problems.push(format!("{}: {other:?}", describe(&p, &format!("cut at {cut} in the payload of entry {i}"))))
-                        }
+                        other => problems.push(format!(
+                            "{}: {other:?}",
+                            describe(&p, &format!("cut at {cut} in the payload of entry {i}"))
+                        )),
                     }
                 }
             }
@@ -196,8 +200,13 @@ fn huge_size_prefixes_and_payload_sizes_are_errors() {
                 m[start as usize..start as usize + 4].copy_from_slice(&huge.to_le_bytes());
                 cases += 1;
                 match decode_err(&m) {
-                    Some(e) if e.loc.entry == Some(i) && e.loc.offset == Some(start + 4) && matches!(e.kind, ErrorKind::Truncated { .. }) => {}
-                    other => problems.push(format!("{}: {other:?}", describe(&p, &format!("size {huge:#x} at entry {i}")))),
+                    Some(e)
+                        if e.loc.entry == Some(i)
+                            && e.loc.offset == Some(start + 4)
+                            && matches!(e.kind, ErrorKind::Truncated { .. }) => {}
+                    other => {
+                        problems.push(format!("{}: {other:?}", describe(&p, &format!("size {huge:#x} at entry {i}"))))
+                    }
                 }
             }
         }
@@ -268,7 +277,9 @@ fn wrong_magics_are_unknown_or_decode_as_that_kind() {
     for (p, data) in fixture_images().into_iter().step_by(3) {
         let header = layout(&data).header as usize;
         let at = header - 4;
-        for (magic, expect) in [(0x1234_5678u32, "unknown"), (0x5702_3458, "kdat"), (0x5027_3030, "pstree"), (0x5505_3847, "core")] {
+        for (magic, expect) in
+            [(0x1234_5678u32, "unknown"), (0x5702_3458, "kdat"), (0x5027_3030, "pstree"), (0x5505_3847, "core")]
+        {
             let mut m = data.clone();
             m[at..at + 4].copy_from_slice(&magic.to_le_bytes());
             cases += 1;
@@ -295,7 +306,11 @@ fn wrong_magics_are_unknown_or_decode_as_that_kind() {
         if header == 8 {
             let mut m = data.clone();
             m[0] ^= 0x40;
-            assert!(matches!(decode_err(&m).map(|e| e.kind), Some(ErrorKind::UnknownMagic(_))), "{}", describe(&p, "head magic"));
+            assert!(
+                matches!(decode_err(&m).map(|e| e.kind), Some(ErrorKind::UnknownMagic(_))),
+                "{}",
+                describe(&p, "head magic")
+            );
             cases += 1;
         }
     }
@@ -447,7 +462,10 @@ fn sample_entries() -> Vec<(PathBuf, String, MsgId, Json)> {
 fn image_json(magic: &str, entries: Vec<Json>) -> Vec<u8> {
     let mut out = Vec::new();
     write_json(
-        &Json::Obj(vec![("magic".into(), Json::Str(magic.as_bytes().to_vec())), ("entries".into(), Json::Arr(entries))]),
+        &Json::Obj(vec![
+            ("magic".into(), Json::Str(magic.as_bytes().to_vec())),
+            ("entries".into(), Json::Arr(entries)),
+        ]),
         &mut out,
     );
     out
@@ -485,7 +503,12 @@ fn bad_json_values_name_entry_and_field() {
                 Err(e) => {
                     let f = e.loc.field.clone().unwrap_or_default();
                     let s = e.to_string();
-                    if e.loc.entry != Some(1) || e.loc.line_col.is_none() || !(f == field || f.starts_with(&format!("{field}.")) || f.starts_with(&format!("{field}["))) && !s.contains(&field) || s.contains('\n') {
+                    if e.loc.entry != Some(1)
+                        || e.loc.line_col.is_none()
+                        || !(f == field || f.starts_with(&format!("{field}.")) || f.starts_with(&format!("{field}[")))
+                            && !s.contains(&field)
+                        || s.contains('\n')
+                    {
                         problems.push(format!("{}: {s} (entry {:?}, field {f:?})", describe(&p, &what), e.loc.entry));
                     }
                 }
@@ -531,7 +554,10 @@ fn broken_json_documents_are_errors_with_positions() {
         (b"{\"magic\": \"PSTREE\", \"entries\": [", "json"),
         (b"{\"magic\": \"PSTREE\", \"entries\": [{\"pid\": 1,}]}", "json"),
         (b"{\"magic\": \"PSTREE\", \"entries\": [{\"pid\": 01}]}", "json"),
-        (b"{\"magic\": \"PSTREE\", \"entries\": [{\"pid\": 1, \"ppid\": 0, \"pgid\": 1, \"sid\": 1}]} trailing", "json"),
+        (
+            b"{\"magic\": \"PSTREE\", \"entries\": [{\"pid\": 1, \"ppid\": 0, \"pgid\": 1, \"sid\": 1}]} trailing",
+            "json",
+        ),
         (b"{\"magic\": \"PSTREE\", \"entries\": [\"\\ud800\"]}", "json"),
         (b"{\"magic\": \"NO_SUCH_IMAGE\", \"entries\": []}", "value"),
         (b"{\"magic\": 7, \"entries\": []}", "json"),
@@ -541,7 +567,9 @@ fn broken_json_documents_are_errors_with_positions() {
         (b"{\"magic\": \"PSTREE\", \"entries\": [7]}", "value"),
     ];
     for (text, expect) in cases {
-        let e = transcode::encode(*text, Vec::new()).err().unwrap_or_else(|| panic!("{:?} accepted", String::from_utf8_lossy(text)));
+        let e = transcode::encode(*text, Vec::new())
+            .err()
+            .unwrap_or_else(|| panic!("{:?} accepted", String::from_utf8_lossy(text)));
         let shown = format!("{:?}: {e}", String::from_utf8_lossy(text));
         match *expect {
             "not json" => assert!(matches!(e.kind, ErrorKind::NotJson), "{shown}"),
@@ -591,7 +619,11 @@ fn the_binary_gives_exit_1_and_one_located_line() {
     let out_s = out.to_str().unwrap();
 
     let mut cases: Vec<(String, Vec<u8>, Vec<String>)> = Vec::new();
-    cases.push(("cut".into(), pstree[..(msg_end - 2) as usize].to_vec(), vec![format!("offset {}", start + 4), "entry 0".into(), "truncated".into()]));
+    cases.push((
+        "cut".into(),
+        pstree[..(msg_end - 2) as usize].to_vec(),
+        vec![format!("offset {}", start + 4), "entry 0".into(), "truncated".into()],
+    ));
     let mut huge = pstree.clone();
     huge[start as usize..start as usize + 4].copy_from_slice(&0xffff_ffffu32.to_le_bytes());
     cases.push(("huge".into(), huge, vec![format!("offset {}", start + 4), "entry 0".into(), "4294967295".into()]));
@@ -811,7 +843,8 @@ fn output_is_atomic_and_in_place_conversion_is_safe() {
     std::fs::create_dir(d.join("adir")).unwrap();
     let o = run(&["decode", "-i", img.to_str().unwrap(), "-o", d.join("adir").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    let left: Vec<String> = std::fs::read_dir(d).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let left: Vec<String> =
+        std::fs::read_dir(d).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(left.len(), 2, "no temporary file left behind: {left:?}");
     // decode -i X -o X, then encode -i X -o X: the same image comes back.
     let x = img.to_str().unwrap();

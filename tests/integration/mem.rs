@@ -175,8 +175,20 @@ fn page_no(v: u64) -> u64 {
 pub fn three_level_chain(src: &Path, root: &Path, pid: u32, old_form: bool) -> PathBuf {
     let top = root.join("top");
     copy_dump(src, &top);
-    let (m2, _) = rewrite(&top, Some(&root.join("p2")), pid, old_form, &|v| if page_no(v) % 3 == 1 { Fate::Parent } else { Fate::Keep });
-    let (m1, _) = rewrite(&top, Some(&root.join("p1")), pid, old_form, &|v| if page_no(v) % 3 == 0 { Fate::Parent } else { Fate::Keep });
+    let (m2, _) = rewrite(&top, Some(&root.join("p2")), pid, old_form, &|v| {
+        if page_no(v) % 3 == 1 {
+            Fate::Parent
+        } else {
+            Fate::Keep
+        }
+    });
+    let (m1, _) = rewrite(&top, Some(&root.join("p1")), pid, old_form, &|v| {
+        if page_no(v) % 3 == 0 {
+            Fate::Parent
+        } else {
+            Fate::Keep
+        }
+    });
     assert!(m1 > 2 && m2 > 2, "{m1} {m2}");
     top
 }
@@ -219,7 +231,15 @@ fn check_chain(src: &Path, old_form: bool) {
                 let Content::Dumped { level } = pp[0].content else { panic!("{a:#x}: {:?}", pp[0].content) };
                 // Shared memory is not in the private pagemap: level 0.
                 let private = orig.pagemap().unwrap().find(a).0 != crit::mem::Found::Hole;
-                let want = if !private { 0 } else if page_no(a) % 3 == 0 { 1 } else if page_no(a) % 3 == 1 { 2 } else { 0 };
+                let want = if !private {
+                    0
+                } else if page_no(a) % 3 == 0 {
+                    1
+                } else if page_no(a) % 3 == 1 {
+                    2
+                } else {
+                    0
+                };
                 assert_eq!(level, want, "page {a:#x}");
                 levels[level] += 1;
                 a += 4096;
@@ -276,7 +296,8 @@ fn lazy_and_missing_pages_are_reported() {
     copy_dump(&src, &dir);
     let orig = Memory::open(&Checkpoint::open(&src).unwrap(), pid, &Files::None).unwrap();
     let heap = orig.vmas().iter().find(|v| v.name == "[heap]").unwrap().clone();
-    let (_, lazy) = rewrite(&dir, None, pid, false, &|v| if v >= heap.start && v < heap.end { Fate::Lazy } else { Fate::Keep });
+    let (_, lazy) =
+        rewrite(&dir, None, pid, false, &|v| if v >= heap.start && v < heap.end { Fate::Lazy } else { Fate::Keep });
     assert_eq!(lazy, 2);
     let ck = Checkpoint::open(&dir).unwrap();
     let mem = Memory::open(&ck, pid, &Files::None).unwrap();
@@ -284,7 +305,12 @@ fn lazy_and_missing_pages_are_reported() {
     assert_eq!(t.unavailable, vec![(Why::Lazy, 2 * 4096)]);
     assert_eq!(t.dumped_total(), 0);
     // crit mem --addr writes zeros and says why.
-    let lazy_at = mem.vma_contents(mem.vma_at(heap.start).unwrap()).iter().find(|p| p.content == Content::Unavailable(Why::Lazy)).unwrap().addr;
+    let lazy_at = mem
+        .vma_contents(mem.vma_at(heap.start).unwrap())
+        .iter()
+        .find(|p| p.content == Content::Unavailable(Why::Lazy))
+        .unwrap()
+        .addr;
     let o = crit(&["mem", dir.to_str().unwrap(), &pid.to_string(), "--addr", &format!("{lazy_at:#x}"), "--len", "16"]);
     assert!(o.status.success());
     assert_eq!(o.stdout, vec![0u8; 16]);
@@ -298,7 +324,13 @@ fn lazy_and_missing_pages_are_reported() {
     // A chain whose parent is gone: those pages are missing, not zeros.
     let dir2 = tmp.path().join("e");
     copy_dump(&src, &dir2);
-    rewrite(&dir2, Some(&tmp.path().join("ep")), pid, false, &|v| if v >= heap.start && v < heap.end { Fate::Parent } else { Fate::Keep });
+    rewrite(&dir2, Some(&tmp.path().join("ep")), pid, false, &|v| {
+        if v >= heap.start && v < heap.end {
+            Fate::Parent
+        } else {
+            Fate::Keep
+        }
+    });
     std::fs::remove_dir_all(tmp.path().join("ep")).unwrap();
     let mem = Memory::open(&Checkpoint::open(&dir2).unwrap(), pid, &Files::None).unwrap();
     assert_eq!(mem.tally(mem.vma_at(heap.start).unwrap()).unavailable, vec![(Why::MissingParent, 2 * 4096)]);
@@ -309,7 +341,13 @@ fn lazy_and_missing_pages_are_reported() {
     // A loop of parents is refused, with the file named.
     let dir3 = tmp.path().join("f");
     copy_dump(&src, &dir3);
-    rewrite(&dir3, Some(&tmp.path().join("fp")), pid, false, &|v| if v >= heap.start && v < heap.end { Fate::Parent } else { Fate::Keep });
+    rewrite(&dir3, Some(&tmp.path().join("fp")), pid, false, &|v| {
+        if v >= heap.start && v < heap.end {
+            Fate::Parent
+        } else {
+            Fate::Keep
+        }
+    });
     rewrite(&tmp.path().join("fp"), None, pid, false, &|_| Fate::Parent);
     std::os::unix::fs::symlink("../f", tmp.path().join("fp/parent")).unwrap_or(());
     let o = crit(&["mem", dir3.to_str().unwrap(), &pid.to_string()]);
@@ -333,7 +371,12 @@ fn kill(pid: u32) {
 }
 
 fn criu_errors(log: &Path) -> String {
-    std::fs::read_to_string(log).unwrap_or_default().lines().filter(|l| l.contains("Error")).collect::<Vec<_>>().join("\n")
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Error"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The real CRIU restores a chain we crafted, and the restored process has
@@ -353,7 +396,11 @@ fn criu_restores_a_crafted_chain() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let dump = tmp.path().join("dump");
     std::fs::create_dir_all(&dump).unwrap();
-    let o = Command::new(r.criu()).args(["dump", "-t", &pid.to_string(), "-v4", "-o", "dump.log", "-D"]).arg(&dump).output().unwrap();
+    let o = Command::new(r.criu())
+        .args(["dump", "-t", &pid.to_string(), "-v4", "-o", "dump.log", "-D"])
+        .arg(&dump)
+        .output()
+        .unwrap();
     if !o.status.success() {
         kill(pid);
         panic!("criu dump failed:\n{}", criu_errors(&dump.join("dump.log")));
@@ -363,7 +410,8 @@ fn criu_restores_a_crafted_chain() {
     std::fs::create_dir_all(&chain).unwrap();
     let top = three_level_chain(&dump, &chain, pid, false);
     let orig = Memory::open(&Checkpoint::open(&dump).unwrap(), pid, &Files::None).unwrap();
-    let o = Command::new(r.criu()).args(["restore", "-d", "-v4", "-o", "restore.log", "-D"]).arg(&top).output().unwrap();
+    let o =
+        Command::new(r.criu()).args(["restore", "-d", "-v4", "-o", "restore.log", "-D"]).arg(&top).output().unwrap();
     let log = criu_errors(&top.join("restore.log"));
     assert!(o.status.success(), "criu restore of the chain failed:\n{log}");
     // Compare the restored memory with the dump, page by page, for every
@@ -375,7 +423,12 @@ fn criu_restores_a_crafted_chain() {
     if let Ok(memf) = memf {
         use std::os::unix::fs::FileExt;
         let chain_mem = Memory::open(&Checkpoint::open(&top).unwrap(), pid, &Files::None).unwrap();
-        for v in orig.vmas().iter().filter(|v| v.name == "[heap]" || v.name.ends_with("core-threads") || v.name.ends_with("short.dat") || v.is(crit::mem::Kind::Shared)) {
+        for v in orig.vmas().iter().filter(|v| {
+            v.name == "[heap]"
+                || v.name.ends_with("core-threads")
+                || v.name.ends_with("short.dat")
+                || v.is(crit::mem::Kind::Shared)
+        }) {
             for p in orig.vma_contents(v) {
                 let Content::Dumped { .. } = p.content else { continue };
                 let mut a = p.addr;
@@ -426,7 +479,12 @@ fn mem_lists_every_mapping_with_what_was_dumped() {
     let j = mem_json(&images, pid, &[]);
     let Some(Json::Arr(maps)) = j.get("mappings") else { panic!() };
     let ck = Checkpoint::open(&images).unwrap();
-    let vmas: Vec<Message> = ck.mm(pid).unwrap().get_all("vmas").filter_map(|v| if let Value::Msg(m) = v { Some(m.clone()) } else { None }).collect();
+    let vmas: Vec<Message> = ck
+        .mm(pid)
+        .unwrap()
+        .get_all("vmas")
+        .filter_map(|v| if let Value::Msg(m) = v { Some(m.clone()) } else { None })
+        .collect();
     assert_eq!(maps.len(), vmas.len());
     let int = |m: &Json, k: &str| -> u64 {
         match m.get(k) {
@@ -437,14 +495,18 @@ fn mem_lists_every_mapping_with_what_was_dumped() {
     for (m, v) in maps.iter().zip(&vmas) {
         assert_eq!(int(m, "start"), v.u64("start").unwrap());
         assert_eq!(int(m, "end"), v.u64("end").unwrap());
-        assert_eq!(int(m, "size"), int(m, "dumped") + int(m, "from_file") + int(m, "zero") + {
-            let Some(Json::Obj(u)) = m.get("unavailable") else { panic!() };
-            u.iter().map(|(_, n)| if let Json::Int(n) = n { *n as u64 } else { 0 }).sum::<u64>()
-        });
+        assert_eq!(
+            int(m, "size"),
+            int(m, "dumped") + int(m, "from_file") + int(m, "zero") + {
+                let Some(Json::Obj(u)) = m.get("unavailable") else { panic!() };
+                u.iter().map(|(_, n)| if let Json::Int(n) = n { *n as u64 } else { 0 }).sum::<u64>()
+            }
+        );
     }
     // All dumped bytes, private and shared, are the pages files' bytes.
     let total: u64 = maps.iter().map(|m| int(m, "dumped")).sum();
-    let pages: u64 = ["pages-1.img", "pages-2.img"].iter().map(|f| std::fs::metadata(images.join(f)).unwrap().len()).sum();
+    let pages: u64 =
+        ["pages-1.img", "pages-2.img"].iter().map(|f| std::fs::metadata(images.join(f)).unwrap().len()).sum();
     assert_eq!(total, pages);
     // The text view: one line per mapping plus header and total.
     let o = crit(&["mem", images.to_str().unwrap(), &pid.to_string(), "--no-files"]);
@@ -459,11 +521,16 @@ fn mem_lists_every_mapping_with_what_was_dumped() {
         let Some(Json::Arr(m)) = j.get("mappings") else { panic!() };
         m.iter().map(|m| int(m, "start")).collect()
     };
-    let start_of = |pred: &dyn Fn(&Message) -> bool| -> Vec<u64> { vmas.iter().filter(|v| pred(v)).map(|v| v.u64("start").unwrap()).collect() };
+    let start_of = |pred: &dyn Fn(&Message) -> bool| -> Vec<u64> {
+        vmas.iter().filter(|v| pred(v)).map(|v| v.u64("start").unwrap()).collect()
+    };
     assert_eq!(sel(&["--kind", "heap"]), start_of(&|v| v.u64("status").unwrap() & 0x20 != 0));
     assert_eq!(sel(&["--kind", "stack"]), start_of(&|v| v.u64("flags").unwrap() & 0x100 != 0));
     assert_eq!(sel(&["--prot", "r-x"]), start_of(&|v| v.u64("prot").unwrap() == 5));
-    assert_eq!(sel(&["--prot", "rw-s"]), start_of(&|v| v.u64("prot").unwrap() == 3 && v.u64("flags").unwrap() & 1 != 0));
+    assert_eq!(
+        sel(&["--prot", "rw-s"]),
+        start_of(&|v| v.u64("prot").unwrap() == 3 && v.u64("flags").unwrap() & 1 != 0)
+    );
     assert_eq!(sel(&["--kind", "shared,heap"]).len(), 2);
     let heap = start_of(&|v| v.u64("status").unwrap() & 0x20 != 0)[0];
     assert_eq!(sel(&["--from", &format!("{heap:#x}"), "--to", &format!("{:#x}", heap + 1)]), vec![heap]);
@@ -482,13 +549,30 @@ fn mem_addr_writes_the_bytes_and_hex_is_hexdumps() {
     let heap = mem.vmas().iter().find(|v| v.name == "[heap]").unwrap();
     // Two dumped pages and zeros after: folded lines, a partial line.
     let (a, n) = (heap.start + 0x700, 2 * 4096 + 0x1234);
-    let o = crit(&["mem", images.to_str().unwrap(), &pid.to_string(), "--addr", &format!("{a:#x}"), "--len", &n.to_string()]);
+    let o = crit(&[
+        "mem",
+        images.to_str().unwrap(),
+        &pid.to_string(),
+        "--addr",
+        &format!("{a:#x}"),
+        "--len",
+        &n.to_string(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut want = vec![0u8; n];
     mem.read(a, &mut want).unwrap();
     assert!(o.stdout == want);
     assert!(o.stderr.is_empty());
-    let o2 = crit(&["mem", images.to_str().unwrap(), &pid.to_string(), "--addr", &format!("{a:#x}"), "--len", &n.to_string(), "--hex"]);
+    let o2 = crit(&[
+        "mem",
+        images.to_str().unwrap(),
+        &pid.to_string(),
+        "--addr",
+        &format!("{a:#x}"),
+        "--len",
+        &n.to_string(),
+        "--hex",
+    ]);
     assert!(o2.status.success());
     let ours = String::from_utf8(o2.stdout).unwrap();
     assert!(ours.contains("\n*\n"), "zeros fold");
@@ -537,7 +621,17 @@ fn mem_addr_writes_the_bytes_and_hex_is_hexdumps() {
     assert_eq!(o.stdout, vec![0u8; 64]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("not available"));
     let root = core_fixture().join("root");
-    let o = crit(&["mem", images.to_str().unwrap(), &pid.to_string(), "--addr", &at, "--len", "64", "--files-root", root.to_str().unwrap()]);
+    let o = crit(&[
+        "mem",
+        images.to_str().unwrap(),
+        &pid.to_string(),
+        "--addr",
+        &at,
+        "--len",
+        "64",
+        "--files-root",
+        root.to_str().unwrap(),
+    ]);
     let bin = std::fs::read(root.join("tmp/crit-core-fixtures/bin/core-threads")).unwrap();
     let off = (text.pgoff + 0x2000) as usize;
     assert_eq!(o.stdout, &bin[off..off + 64]);
@@ -597,7 +691,15 @@ fn mem_extract_writes_each_mapping() {
     let tmp = TempDir::new("extract");
     let out = tmp.path().join("x");
     let root = core_fixture().join("root");
-    let o = crit(&["mem", images.to_str().unwrap(), &pid.to_string(), "--extract", out.to_str().unwrap(), "--files-root", root.to_str().unwrap()]);
+    let o = crit(&[
+        "mem",
+        images.to_str().unwrap(),
+        &pid.to_string(),
+        "--extract",
+        out.to_str().unwrap(),
+        "--files-root",
+        root.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ck = Checkpoint::open(&images).unwrap();
     let mem = Memory::open(&ck, pid, &Files::Root(root.clone())).unwrap();
@@ -617,7 +719,16 @@ fn mem_extract_writes_each_mapping() {
     }
     // JSON and filters.
     let out2 = tmp.path().join("y");
-    let o = crit(&["mem", images.to_str().unwrap(), &pid.to_string(), "--extract", out2.to_str().unwrap(), "--kind", "heap", "--json"]);
+    let o = crit(&[
+        "mem",
+        images.to_str().unwrap(),
+        &pid.to_string(),
+        "--extract",
+        out2.to_str().unwrap(),
+        "--kind",
+        "heap",
+        "--json",
+    ]);
     assert!(o.status.success());
     let j = Parser::new(&o.stdout[..]).value().unwrap();
     let Json::Arr(a) = j else { panic!() };
@@ -672,7 +783,10 @@ fn search_finds_matches_across_its_read_windows() {
         a.extend_from_slice(args);
         let o = crit(&a);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).lines().map(|l| u64::from_str_radix(l.split_whitespace().next().unwrap(), 16).unwrap()).collect()
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| u64::from_str_radix(l.split_whitespace().next().unwrap(), 16).unwrap())
+            .collect()
     };
     let (s, wu) = (v.start, w as u64);
 

@@ -88,7 +88,11 @@ fn gen_message(r: &mut Rng, ty: MsgId, depth: usize) -> Message {
         let n = match f.label {
             Label::Repeated => {
                 if f.opts.ipadd && r.chance(50) {
-                    if r.chance(50) { 1 } else { 4 }
+                    if r.chance(50) {
+                        1
+                    } else {
+                        4
+                    }
                 } else if r.chance(50) {
                     0
                 } else {
@@ -140,9 +144,11 @@ fn generated_messages_round_trip_through_wire_and_json() {
             assert_eq!(back, m, "wire round trip of {} (round {round})", ty.desc().name);
             for nice in [false, true] {
                 let text = json_of(&m, nice);
-                let j = parse_slice(&text).unwrap_or_else(|e| panic!("{}: {e}\n{}", ty.desc().name, String::from_utf8_lossy(&text)));
-                let again = message_from_json(ty, &j)
-                    .unwrap_or_else(|e| panic!("{} nice={nice}: {e}\n{}", ty.desc().name, String::from_utf8_lossy(&text)));
+                let j = parse_slice(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}\n{}", ty.desc().name, String::from_utf8_lossy(&text)));
+                let again = message_from_json(ty, &j).unwrap_or_else(|e| {
+                    panic!("{} nice={nice}: {e}\n{}", ty.desc().name, String::from_utf8_lossy(&text))
+                });
                 assert_eq!(
                     again.to_bytes(),
                     bytes,

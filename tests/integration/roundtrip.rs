@@ -59,7 +59,9 @@ fn reference_json_encodes_to_the_original_image() {
                 let Ok(json) = std::fs::read(&gold) else { continue };
                 match encode_bytes(&json) {
                     Ok(back) if back == data => n += 1,
-                    Ok(_) => failures.push(format!("{}/{name}: crit's {mode} JSON encodes to other bytes", fx.display())),
+                    Ok(_) => {
+                        failures.push(format!("{}/{name}: crit's {mode} JSON encodes to other bytes", fx.display()))
+                    }
                     Err(e) => failures.push(format!("{}/{name}: crit's {mode} JSON: {e}", fx.display())),
                 }
             }

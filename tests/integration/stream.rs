@@ -96,7 +96,8 @@ fn serve_answers_every_request_and_converts_json() {
 fn serve_applies_set_and_patch_edits() {
     let (tmp, fx) = fixture_copy("edit");
     let d = tmp.path();
-    let core_name = images(&fx).into_iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with("core-")).unwrap();
+    let core_name =
+        images(&fx).into_iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with("core-")).unwrap();
     let core_name = core_name.file_name().unwrap().to_string_lossy().into_owned();
     let patch = d.join("p.json");
     std::fs::write(&patch, br#"[{"op": "replace", "path": "/entries/0/pid", "value": 4242}]"#).unwrap();
@@ -125,7 +126,10 @@ fn serve_applies_set_and_patch_edits() {
 fn big_pagemap(dir: &Path, n: u64) {
     let mut json = String::from("{\"magic\": \"PAGEMAP\", \"entries\": [{\"pages_id\": 1}");
     for i in 0..n {
-        json.push_str(&format!(", {{\"vaddr\": {}, \"compat_nr_pages\": 0, \"flags\": 4, \"nr_pages\": 1}}", 0x7f0000000000u64 + i * 8192));
+        json.push_str(&format!(
+            ", {{\"vaddr\": {}, \"compat_nr_pages\": 0, \"flags\": 4, \"nr_pages\": 1}}",
+            0x7f0000000000u64 + i * 8192
+        ));
     }
     json.push_str("]}");
     let img = encode_bytes(json.as_bytes()).unwrap();
@@ -312,7 +316,10 @@ fn dump_streamed(r: &Reference, dir: &Path, pid: u32, json: bool) {
     let args: Vec<&str> = if json { vec!["capture", "--json", d] } else { vec!["capture", d] };
     let mut cap = crit_bg(&args);
     wait_line(&mut cap, "socket-init");
-    let o = Command::new(r.criu()).args(["dump", "--stream", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D", d]).output().unwrap();
+    let o = Command::new(r.criu())
+        .args(["dump", "--stream", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D", d])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "criu dump --stream failed:\n{}", errors_of(&dir.join("dump.log")));
     finish(cap);
 }
@@ -323,7 +330,10 @@ fn restore_streamed(r: &Reference, dir: &Path, extra: &[&str]) {
     args.extend_from_slice(extra);
     let mut srv = crit_bg(&args);
     wait_line(&mut srv, "socket-init");
-    let o = Command::new(r.criu()).args(["restore", "--stream", "-d", "-v4", "-o", "restore.log", "-D", d]).output().unwrap();
+    let o = Command::new(r.criu())
+        .args(["restore", "--stream", "-d", "-v4", "-o", "restore.log", "-D", d])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "criu restore --stream failed:\n{}", errors_of(&dir.join("restore.log")));
     finish(srv);
 }
@@ -388,7 +398,11 @@ fn real_criu_restores_a_fragmented_pagemap_through_serve() {
     }
     let dir = tmp.path().join("img");
     std::fs::create_dir(&dir).unwrap();
-    let o = Command::new(r.criu()).args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"]).arg(&dir).output().unwrap();
+    let o = Command::new(r.criu())
+        .args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "criu dump failed:\n{}", errors_of(&dir.join("dump.log")));
     let _ = child.wait();
     let pm = std::fs::metadata(dir.join(format!("pagemap-{pid}.img"))).unwrap().len();
@@ -455,11 +469,18 @@ fn real_criu_starts_crit_from_its_pre_stream_action_script() {
 fn serve_converts_to_an_older_layout_on_the_fly() {
     let (tmp, fx) = fixture_copy("serve-convert");
     let d = tmp.path();
-    let before: Vec<(String, Vec<u8>)> = images(d).iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(p).unwrap())).collect();
+    let before: Vec<(String, Vec<u8>)> = images(d)
+        .iter()
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(p).unwrap()))
+        .collect();
     let mut srv = crit_bg(&["serve", d.to_str().unwrap(), "--convert-to", "4.1"]);
     wait_line(&mut srv, "socket-init");
     let mut s = connect(&d.join(stream::SERVE_SOCKET));
-    let pm_name = images(&fx).into_iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).find(|n| n.starts_with("pagemap-")).unwrap();
+    let pm_name = images(&fx)
+        .into_iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("pagemap-"))
+        .unwrap();
     let pm = fetch(&mut s, &pm_name).unwrap();
     let inv = fetch(&mut s, "inventory.img").unwrap();
     drop(s);
@@ -494,12 +515,21 @@ fn real_criu_41_restores_a_42_layout_served_with_convert_to() {
     let dump = tmp.path().join("dump");
     std::fs::create_dir(&dump).unwrap();
     let (mut child, pid) = spawn_sleep();
-    let o = Command::new(r.criu()).args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"]).arg(&dump).output().unwrap();
+    let o = Command::new(r.criu())
+        .args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"])
+        .arg(&dump)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", errors_of(&dump.join("dump.log")));
     let _ = child.wait();
     // The 4.2 layout, which CRIU 4.1.1 cannot restore as it is ...
     let up = tmp.path().join("up");
-    crit::convert::convert(&dump, &up, &crit::convert::Options { to: crit::convert::Version(4, 2), force: false, link: false }).unwrap();
+    crit::convert::convert(
+        &dump,
+        &up,
+        &crit::convert::Options { to: crit::convert::Version(4, 2), force: false, link: false },
+    )
+    .unwrap();
     // ... converted back while it is served.
     restore_streamed(r, &up, &["--convert-to", "4.1"]);
     assert_eq!(comm_and_kill(pid), "sleep\n");
@@ -512,7 +542,11 @@ fn real_criu_restores_a_pre_dump_chain_through_serve() {
     let dump = tmp.path().join("dump");
     std::fs::create_dir(&dump).unwrap();
     let (mut child, pid) = spawn_sleep();
-    let o = Command::new(r.criu()).args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"]).arg(&dump).output().unwrap();
+    let o = Command::new(r.criu())
+        .args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"])
+        .arg(&dump)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", errors_of(&dump.join("dump.log")));
     let _ = child.wait();
     let chain = tmp.path().join("chain");

@@ -96,7 +96,8 @@ pub fn reference() -> Option<&'static Reference> {
         if std::env::var_os("CRIT_NO_REFERENCE").is_some() {
             return Err("CRIT_NO_REFERENCE is set".into());
         }
-        let dir = std::env::var_os("CRIT_REFERENCE_DIR").map(PathBuf::from).unwrap_or_else(|| root().join(".reference"));
+        let dir =
+            std::env::var_os("CRIT_REFERENCE_DIR").map(PathBuf::from).unwrap_or_else(|| root().join(".reference"));
         let out = Command::new("bash")
             .arg(root().join("scripts/reference-tools.sh"))
             .env("CRIT_REFERENCE_DIR", &dir)
@@ -165,7 +166,6 @@ pub fn shm_in_pagemaps(data: &[u8]) -> bool {
     }
     any
 }
-
 
 /// Kill a process (a restored one) and wait until its pid is free again:
 /// reap it if it became our child (a test may make this process a child
