@@ -223,20 +223,31 @@ impl ArchiveSource {
     }
 
     fn index(&mut self) -> Result<()> {
+        // A progress line (on a terminal) for large archives: members and
+        // bytes of the archive file read.
+        let live = std::sync::Arc::new(crate::progress::Shared::default());
+        let _display = live.draw("reading archive");
         if self.compression == Compression::None {
             let f = File::open(&self.path)?;
             let mut ar = tar::Archive::new(BufReader::with_capacity(1 << 16, f));
             let entries = ar.entries_with_seek()?;
             for e in entries {
                 let mut e = e?;
+                live.add_bytes(e.header().size().unwrap_or(0) + 512);
                 self.add(&mut e, false)?;
+                live.file_done();
             }
         } else {
-            let rd = self.decoder()?;
+            let f = Counted { inner: BufReader::with_capacity(1 << 16, File::open(&self.path)?), live: live.clone() };
+            let rd: Box<dyn Read> = match self.compression {
+                Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
+                _ => Box::new(zstd::stream::read::Decoder::with_buffer(f)?),
+            };
             let mut ar = tar::Archive::new(rd);
             for e in ar.entries()? {
                 let mut e = e?;
                 self.add(&mut e, true)?;
+                live.file_done();
             }
         }
         Ok(())
@@ -609,5 +620,29 @@ mod tests {
         tar[257..263].copy_from_slice(b"ustar\0");
         assert_eq!(Compression::sniff(&tar), Some(Compression::None));
         assert_eq!(Compression::sniff(b"\x19\x43\x56\x54"), None);
+    }
+}
+
+/// A reader that counts what it reads into a progress display.
+struct Counted<R> {
+    inner: R,
+    live: std::sync::Arc<crate::progress::Shared>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.live.add_bytes(n as u64);
+        Ok(n)
+    }
+}
+
+impl<R: io::BufRead> io::BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.live.add_bytes(amt as u64);
+        self.inner.consume(amt)
     }
 }
