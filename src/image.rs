@@ -92,6 +92,8 @@ enum State {
 /// Reads an image entry by entry.
 pub struct ImageReader<R: Read> {
     r: R,
+    /// The bytes of the entry being decoded (reused: no allocation per entry).
+    scratch: Vec<u8>,
     kind: &'static ImageKind,
     head: Option<u32>,
     offset: u64,
@@ -150,7 +152,17 @@ impl<R: Read> ImageReader<R> {
         if kind.body == Body::Undecodable {
             return Err(Error::new(ErrorKind::NoHandler(kind.name)).at_offset(offset - 4));
         }
-        Ok(ImageReader { r, kind, head, offset, index: 0, current: 0, state: State::Body, pending: ExtraSpec::None })
+        Ok(ImageReader {
+            r,
+            scratch: Vec::new(),
+            kind,
+            head,
+            offset,
+            index: 0,
+            current: 0,
+            state: State::Body,
+            pending: ExtraSpec::None,
+        })
     }
 
     /// The image kind.
@@ -249,10 +261,19 @@ impl<R: Read> ImageReader<R> {
         }
         self.offset += 4;
         let size = u32::from_le_bytes(b) as u64;
-        let buf = self.read_vec(size, "entry").map_err(|e| e.at_offset(start))?;
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        let got = (&mut self.r).take(size).read_to_end(&mut buf)? as u64;
+        if got < size {
+            let e = Error::new(ErrorKind::Truncated { what: "entry", need: size, got });
+            return Err(self.err_here(e).at_offset(start));
+        }
+        self.offset += size;
         let (role, ty) = self.role_and_type();
         // Offsets inside the message ("at byte K") count from its start.
-        let msg = Message::decode(ty, &buf).map_err(|e| e.at_offset(start + 4).at_entry(self.index))?;
+        let decoded = Message::decode(ty, &buf);
+        self.scratch = buf;
+        let msg = decoded.map_err(|e| e.at_offset(start + 4).at_entry(self.index))?;
         let extra = self.extra_of(role, &msg);
         if role == Role::GhostFile {
             self.state = if extra == ExtraSpec::None { State::GhostChunks } else { State::Done };
