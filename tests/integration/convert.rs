@@ -2,7 +2,7 @@
 //! round trips, and the real CRIU 4.1.1 restoring what we converted.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crit::checkpoint::Checkpoint;
 use crit::convert::{self, criu_version_bound, Options, Version};
@@ -203,15 +203,6 @@ fn legacy_task_images_move_back_into_core_and_mm() {
 // ---------------------------------------------------------------------------
 // With the real CRIU 4.1.1.
 
-fn errors_of(log: &Path) -> String {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("Error") && !l.contains("RLIMIT_NOFILE"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn restore(r: &Reference, dir: &Path) -> bool {
     let o = Command::new(r.criu()).args(["restore", "-d", "-v4", "-o", "restore.log", "-D"]).arg(dir).output().unwrap();
     if !o.status.success() {
@@ -234,15 +225,7 @@ fn real_criu_41_restores_what_we_convert_down_and_not_the_42_layout() {
     let tmp = TempDir::new("conv-real");
     let dump = tmp.path().join("dump");
     std::fs::create_dir(&dump).unwrap();
-    let mut child = Command::new("setsid")
-        .args(["sleep", "1000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (mut child, pid) = spawn_sleep();
     let o = Command::new(r.criu())
         .args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"])
         .arg(&dump)
@@ -420,15 +403,7 @@ fn real_criu_restores_a_flattened_chain() {
     let tmp = TempDir::new("conv-flat-real");
     let dump = tmp.path().join("dump");
     std::fs::create_dir(&dump).unwrap();
-    let mut child = Command::new("setsid")
-        .args(["sleep", "1000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (mut child, pid) = spawn_sleep();
     let o = Command::new(r.criu())
         .args(["dump", "-v4", "-o", "dump.log", "-t", &pid.to_string(), "-D"])
         .arg(&dump)

@@ -2,7 +2,7 @@
 //! process, edit its image through our JSON, restore it, and see the edit
 //! in the live process.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::util::*;
 
@@ -15,15 +15,7 @@ fn edited_comm_survives_restore() {
     let Some(r) = reference() else { return };
     let tmp = TempDir::new("e2e");
     let dir = tmp.path();
-    let mut child = Command::new("setsid")
-        .args(["sleep", "1000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (mut child, pid) = spawn_sleep();
     let dump = Command::new(r.criu())
         .args(["dump", "-t", &pid.to_string(), "-v4", "-o", "dump.log", "-D"])
         .arg(dir)

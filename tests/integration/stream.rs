@@ -266,28 +266,6 @@ fn criu_ready() -> Option<&'static Reference> {
     reference()
 }
 
-fn spawn_sleep() -> (std::process::Child, u32) {
-    let child = Command::new("setsid")
-        .args(["sleep", "1000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    std::thread::sleep(Duration::from_millis(200));
-    (child, pid)
-}
-
-fn errors_of(log: &Path) -> String {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("Error") && !l.contains("RLIMIT_NOFILE"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn crit_bg(args: &[&str]) -> std::process::Child {
     Command::new(crit_bin()).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }

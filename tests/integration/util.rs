@@ -182,3 +182,29 @@ pub fn kill_and_reap(pid: u32) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// A `sleep` in its own session with stdio on /dev/null: a process CRIU can
+/// dump, and the child to reap after the dump.
+pub fn spawn_sleep() -> (std::process::Child, u32) {
+    use std::process::Stdio;
+    let child = Command::new("setsid")
+        .args(["sleep", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    (child, pid)
+}
+
+/// The error lines of a CRIU log (less the RLIMIT one every run has here).
+pub fn errors_of(log: &Path) -> String {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Error") && !l.contains("RLIMIT_NOFILE"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
