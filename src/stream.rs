@@ -317,10 +317,7 @@ pub fn capture_on(
         let live = live.clone();
         threads.push(thread::spawn(move || {
             let mut pipe = File::from(fd);
-            let r = write_captured(&dir, &name, &mut pipe, json);
-            if let Ok(n) = &r {
-                live.add_bytes(*n);
-            }
+            let r = write_captured(&dir, &name, &mut pipe, json, &live);
             live.file_done();
             let rep = match r {
                 Ok(bytes) => FileReport { name, bytes, problem: None, closed_early: false },
@@ -348,12 +345,12 @@ pub fn capture_on(
     Ok(summary)
 }
 
-fn write_captured(dir: &Path, name: &str, pipe: &mut File, json: bool) -> Result<u64> {
+fn write_captured(dir: &Path, name: &str, pipe: &mut File, json: bool, live: &crate::progress::Shared) -> Result<u64> {
     let raw = magic::RAW_IMAGE_PREFIXES.iter().any(|p| name.starts_with(p));
     if json && !raw {
         let target = dir.join(format!("{name}.json"));
         let mut out = AtomicFile::create(&target).map_err(|e| Error::from(e).in_file(&target))?;
-        let mut counted = CountingReader { r: BufReader::with_capacity(1 << 16, pipe), n: 0 };
+        let mut counted = CountingReader { r: BufReader::with_capacity(1 << 16, pipe), n: 0, live };
         match transcode::decode(&mut counted, &mut out, DecodeOptions { nice: false, no_payload: false }) {
             Ok(_) => {
                 out.commit().map_err(|e| Error::from(e).in_file(&target))?;
@@ -364,21 +361,23 @@ fn write_captured(dir: &Path, name: &str, pipe: &mut File, json: bool) -> Result
     } else {
         let target = dir.join(name);
         let out = AtomicFile::create(&target).map_err(|e| Error::from(e).in_file(&target))?;
-        let n = out.splice_from(pipe).map_err(|e| Error::from(e).in_file(&target))?;
+        let n = out.splice_from(pipe, |k| live.add_bytes(k)).map_err(|e| Error::from(e).in_file(&target))?;
         out.commit().map_err(|e| Error::from(e).in_file(&target))?;
         Ok(n)
     }
 }
 
-struct CountingReader<R> {
+struct CountingReader<'a, R> {
     r: R,
     n: u64,
+    live: &'a crate::progress::Shared,
 }
 
-impl<R: Read> Read for CountingReader<R> {
+impl<R: Read> Read for CountingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let k = self.r.read(buf)?;
         self.n += k as u64;
+        self.live.add_bytes(k as u64);
         Ok(k)
     }
 }
