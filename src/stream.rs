@@ -281,26 +281,10 @@ pub fn capture_on(
     let (mut conn, _) = listener.accept()?;
     drop(listener);
     let _ = std::fs::remove_file(sock_path);
-    let reports: Arc<Mutex<Vec<FileReport>>> = Arc::new(Mutex::new(Vec::new()));
-    let mut threads = Vec::new();
+    let mut workers = Workers::new("capture");
     let mut summary = Summary::default();
     let mut first = true;
-    let live = Arc::new(crate::progress::Shared::default());
-    let _display = live.draw("capture");
-    loop {
-        let name = match read_request(&mut conn) {
-            Ok(Some(n)) => n,
-            Ok(None) => break,
-            Err(e) => {
-                summary.files.push(FileReport {
-                    name: "(request)".into(),
-                    bytes: 0,
-                    problem: Some(e.to_string()),
-                    closed_early: false,
-                });
-                break;
-            }
-        };
+    while let Some(name) = next_request(&mut conn, &mut summary) {
         let fd = recv_fd(&conn)?;
         if !valid_name(&name) {
             summary.refused.push(name);
@@ -313,27 +297,9 @@ pub fn capture_on(
         grow_pipe(&fd);
         let dir = dir.to_path_buf();
         let json = opts.json;
-        let reports = reports.clone();
-        let live = live.clone();
-        threads.push(thread::spawn(move || {
-            let mut pipe = File::from(fd);
-            let r = write_captured(&dir, &name, &mut pipe, json, &live);
-            live.file_done();
-            let rep = match r {
-                Ok(bytes) => FileReport { name, bytes, problem: None, closed_early: false },
-                Err(e) => FileReport { name, bytes: 0, problem: Some(e.to_string()), closed_early: false },
-            };
-            if let Ok(mut v) = reports.lock() {
-                v.push(rep);
-            }
-        }));
+        workers.spawn(name.clone(), move |live| write_captured(&dir, &name, &mut File::from(fd), json, live));
     }
-    for t in threads {
-        let _ = t.join();
-    }
-    let mut files = reports.lock().map(|v| v.clone()).unwrap_or_default();
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    summary.files.extend(files);
+    workers.finish(&mut summary);
     if !summary.files.iter().any(|f| f.name == "inventory.img" && f.problem.is_none()) {
         summary.files.push(FileReport {
             name: "inventory.img".into(),
@@ -536,27 +502,11 @@ pub fn serve_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &Ser
     let (mut conn, _) = listener.accept()?;
     drop(listener);
     let _ = std::fs::remove_file(sock_path);
-    let reports: Arc<Mutex<Vec<FileReport>>> = Arc::new(Mutex::new(Vec::new()));
     let edits = Arc::new(opts.edits.clone());
     let chained = chained_pagemaps(dir)?;
-    let live = Arc::new(crate::progress::Shared::default());
-    let _display = live.draw("serve");
-    let mut threads = Vec::new();
+    let mut workers = Workers::new("serve");
     let mut summary = Summary::default();
-    loop {
-        let name = match read_request(&mut conn) {
-            Ok(Some(n)) => n,
-            Ok(None) => break,
-            Err(e) => {
-                summary.files.push(FileReport {
-                    name: "(request)".into(),
-                    bytes: 0,
-                    problem: Some(e.to_string()),
-                    closed_early: false,
-                });
-                break;
-            }
-        };
+    while let Some(name) = next_request(&mut conn, &mut summary) {
         let origin = if valid_name(&name) { find_origin_flat(dir, &name, &chained) } else { None };
         if !valid_name(&name) {
             summary.refused.push(name.clone());
@@ -570,17 +520,60 @@ pub fn serve_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &Ser
         };
         write_reply(&mut conn, true)?;
         let fd = recv_fd(&conn)?;
-        let reports = reports.clone();
         let edits = edits.clone();
-        let live = live.clone();
-        threads.push(thread::spawn(move || {
-            let pipe = File::from(fd);
+        workers.spawn(name.clone(), move |live| {
             let mine: Vec<&Edit> = edits.iter().filter(|e| e.image() == name).collect();
-            let r = serve_one(&origin, &mine, pipe, &live);
+            let r = serve_one(&origin, &mine, File::from(fd), live);
             // Pass-through files count their bytes as they go; the others here.
             if let (Ok(n), false) = (&r, matches!(origin, Origin::Binary(_)) && mine.is_empty()) {
                 live.add_bytes(*n);
             }
+            r
+        });
+    }
+    workers.finish(&mut summary);
+    Ok(summary)
+}
+
+/// The next file CRIU asks for, or None when it is done; a request that
+/// cannot be read ends the session with a report.
+fn next_request(conn: &mut UnixStream, summary: &mut Summary) -> Option<String> {
+    match read_request(conn) {
+        Ok(name) => name,
+        Err(e) => {
+            summary.files.push(FileReport {
+                name: "(request)".into(),
+                bytes: 0,
+                problem: Some(e.to_string()),
+                closed_early: false,
+            });
+            None
+        }
+    }
+}
+
+/// The threads of a session, one per file, with the progress display they
+/// share and the reports they leave.
+struct Workers {
+    live: Arc<crate::progress::Shared>,
+    _display: Option<crate::progress::SharedGuard>,
+    reports: Arc<Mutex<Vec<FileReport>>>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn new(what: &str) -> Workers {
+        let live = Arc::new(crate::progress::Shared::default());
+        let _display = live.draw(what);
+        Workers { live, _display, reports: Arc::default(), threads: Vec::new() }
+    }
+
+    /// Move one file on its own thread; `work` gives its byte count.
+    fn spawn(&mut self, name: String, work: impl FnOnce(&crate::progress::Shared) -> Result<u64> + Send + 'static) {
+        let live = self.live.clone();
+        let reports = self.reports.clone();
+        self.threads.push(thread::spawn(move || {
+            let r = work(&live);
             live.file_done();
             let rep = match r {
                 Ok(bytes) => FileReport { name, bytes, problem: None, closed_early: false },
@@ -592,13 +585,16 @@ pub fn serve_on(listener: UnixListener, sock_path: &Path, dir: &Path, opts: &Ser
             }
         }));
     }
-    for t in threads {
-        let _ = t.join();
+
+    /// Wait for every file; their reports go into the summary by name.
+    fn finish(self, summary: &mut Summary) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+        let mut files = self.reports.lock().map(|v| v.clone()).unwrap_or_default();
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        summary.files.extend(files);
     }
-    let mut files = reports.lock().map(|v| v.clone()).unwrap_or_default();
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    summary.files.extend(files);
-    Ok(summary)
 }
 
 fn serve_one(origin: &Origin, edits: &[&Edit], pipe: File, live: &crate::progress::Shared) -> Result<u64> {

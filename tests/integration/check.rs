@@ -1433,13 +1433,7 @@ fn what_check_calls_an_error_criu_restore_refuses() {
     let tmp = TempDir::new("check-e2e");
     let dir = tmp.path().join("dump");
     fs::create_dir(&dir).unwrap();
-    let mut child = Command::new("setsid")
-        .args(["sleep", "1000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = dumpable(Command::new("setsid").args(["sleep", "1000"])).spawn().unwrap();
     let pid = child.id();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let dump = Command::new(r.criu())

@@ -358,15 +358,7 @@ fn real_criu_restores_a_fragmented_pagemap_through_serve() {
         }
     }
     let ready = tmp.path().join("ready");
-    let mut child = Command::new("setsid")
-        .arg(&bin)
-        .arg("140000")
-        .arg(&ready)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = dumpable(Command::new("setsid").arg(&bin).arg("140000").arg(&ready)).spawn().unwrap();
     let pid = child.id();
     for _ in 0..500 {
         if ready.exists() {

@@ -186,17 +186,29 @@ pub fn kill_and_reap(pid: u32) {
 /// A `sleep` in its own session with stdio on /dev/null: a process CRIU can
 /// dump, and the child to reap after the dump.
 pub fn spawn_sleep() -> (std::process::Child, u32) {
-    use std::process::Stdio;
-    let child = Command::new("setsid")
-        .args(["sleep", "1000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = dumpable(Command::new("setsid").args(["sleep", "1000"])).spawn().unwrap();
     let pid = child.id();
     std::thread::sleep(std::time::Duration::from_millis(200));
     (child, pid)
+}
+
+/// Prepare a command whose process CRIU will dump: standard streams on
+/// /dev/null and no other descriptor inherited from the test process (CRIU
+/// dumps every open file, and one the test runner inherited, say a deleted
+/// file, would make the restore fail for reasons of its own).
+pub fn dumpable(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: close_range is async-signal-safe; marking descriptors 3 and
+    // up close-on-exec leaves std's own exec-status pipe working.
+    unsafe {
+        cmd.pre_exec(|| {
+            const CLOSE_RANGE_CLOEXEC: u32 = 4;
+            nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
+            Ok(())
+        })
+    }
 }
 
 /// The error lines of a CRIU log (less the RLIMIT one every run has here).
