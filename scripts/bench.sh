@@ -22,6 +22,12 @@
 #  4. A Markdown table with the targets: decode >= 100x the reference, nice
 #     >= 50x, encode >= 50x, peak RSS <= 64 MiB, start-up <= 2 ms; each row
 #     PASS or FAIL.  Also written to $CRIT_BENCH_DIR/results.md.
+#  5. With GO_CRIT set, the same for go-crit (the Go crit of go-criu): its
+#     decode, decode --pretty, encode (of its own JSON) and info, timed and
+#     with peak RSS, in a second table (no targets).  Its JSON is not crit's
+#     text, so its output is compared with ours by value (python3): the table
+#     says whether it is byte-identical, equal but for how numbers are
+#     written, or different where.  These comparisons never fail the run.
 #
 # Exit status: 0 when every check and target passes; 1 when a correctness
 # check fails; 2 when only performance targets fail.
@@ -45,6 +51,11 @@
 #   BENCH_STARTUP_RUNS runs for the start-up timings (default 1000)
 #   BENCH_NO_HYPERFINE set to time with a plain loop even if hyperfine exists
 #                      (otherwise, as root, the script installs it with apt-get)
+#   GO_CRIT            path of a go-crit binary (go-criu's crit/cmd, built by
+#                      hand as docs/benchmarks.md tells); unset or missing: the
+#                      go-crit table is skipped with a message
+#   BENCH_GO_RUNS      timed runs of go-crit per operation (default
+#                      BENCH_REF_RUNS; each takes 0.2-10 s)
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -106,6 +117,100 @@ else
         ref42=$cand
     fi
 fi
+
+# -------------------------------------------------------------- go-crit ----
+GO_RUNS=${BENCH_GO_RUNS:-$REF_RUNS}
+gocrit=${GO_CRIT:-}
+gocrit_version=
+if [ -z "$gocrit" ]; then
+    say "SKIP: go-crit: GO_CRIT is not set (the path of go-criu's crit binary; see docs/benchmarks.md)"
+elif [ ! -x "$gocrit" ]; then
+    say "SKIP: go-crit: GO_CRIT=$gocrit is not an executable file"
+    gocrit=
+elif [[ $("$gocrit" --help 2>&1) != *"Go implementation"* ]]; then
+    say "SKIP: go-crit: $gocrit --help does not say it is go-crit"
+    gocrit=
+else
+    # A Go binary records its toolchain and module; `go version -m` reads it.
+    if command -v go >/dev/null && gocrit_version=$(go version -m "$gocrit" 2>/dev/null); then
+        gocrit_version=$(echo "$gocrit_version" | awk 'NR == 1 { v = $2 } $1 == "mod" { m = $2 " " $3 } END { print m ", " v }')
+    else
+        gocrit_version="version unknown (no go on PATH to read its build info)"
+    fi
+    say "go-crit: $gocrit ($gocrit_version)"
+fi
+# jsoncmp MODE GO OURS: one line saying how go-crit's JSON differs from ours,
+# value by value (MODE decode, or info for the entry count).
+jsoncmp() {
+    if ! command -v python3 >/dev/null; then
+        echo "not compared (no python3)"
+        return
+    fi
+    python3 - "$@" <<'PY'
+import collections, json, re, sys
+
+mode, gofile, ourfile = sys.argv[1:4]
+try:
+    with open(gofile, "rb") as f:
+        goraw = f.read()
+    with open(ourfile, "rb") as f:
+        ourraw = f.read()
+    go, ours = json.loads(goraw), json.loads(ourraw)
+except (OSError, ValueError) as e:
+    print("not compared (%s)" % e)
+    sys.exit(0)
+if mode == "info":
+    try:
+        n = int(go["entries"][0]["count"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        print("no entry count found in go-crit's output")
+        sys.exit(0)
+    same = n == ours.get("count")
+    print("%s count (%d); other shape: entries[0].count, as a string" % ("same" if same else "DIFFERENT", n))
+    sys.exit(0)
+if goraw == ourraw:
+    print("byte-identical")
+    sys.exit(0)
+found = collections.defaultdict(set)
+DEC = re.compile(r"-?[0-9]+$")
+
+
+def walk(g, o, path):
+    if isinstance(g, dict) and isinstance(o, dict):
+        if set(g) != set(o):
+            found["other keys"].add(path or ".")
+        elif list(g) != list(o):
+            found["key order"].add(path or ".")
+        for k in g:
+            if k in o:
+                walk(g[k], o[k], path + "." + k if path else k)
+    elif isinstance(g, list) and isinstance(o, list):
+        if len(g) != len(o):
+            found["other lengths"].add(path)
+        for x, y in zip(g, o):
+            walk(x, y, path)
+    elif type(g) is type(o) and g == o:
+        pass
+    elif isinstance(g, str) and DEC.match(g) and type(o) is int and int(g) == o:
+        found["64-bit integers as strings"].add(path)
+    elif isinstance(g, str) and isinstance(o, str) and "\n" in o and g == o.replace("\n", ""):
+        found["base64 without crit's line breaks"].add(path)
+    elif isinstance(o, str) and (type(g) is int or (isinstance(g, str) and DEC.match(g))):
+        found["numbers where ours has hex or flag names"].add(path)
+    else:
+        found["DIFFERENT values"].add(path)
+
+
+walk(go, ours, "")
+parts = []
+for what, paths in found.items():
+    names = sorted(p[len("entries."):] if p.startswith("entries.") else p for p in paths)
+    parts.append("%s: %s" % (what, ", ".join(names)))
+if b'": ' in ourraw[:65536] and b'": ' not in goraw[:65536]:
+    parts.append("compact separators (no space after : and ,)")
+print("; ".join(parts) if parts else "same values, other text")
+PY
+}
 
 # --------------------------------------------------------------- timing ----
 HF=
@@ -210,6 +315,52 @@ for img in "${imgs[@]}"; do
     fi
 done
 
+# ------------------------------------------------- go-crit's outputs ----
+# Notes only: go-crit is not held to crit's text, and its results never fail
+# the run.  One note per table row, in $T/KEY.go.note.
+gonote() { # gonote KEY TEXT
+    echo "$2" >"$T/$1.go.note"
+    say "go-crit $1: $2"
+}
+if [ -n "$gocrit" ]; then
+    for img in "${imgs[@]}"; do
+        b=${img%.img}
+        if "$gocrit" decode -i "$D/$img" -o "$O/$b.go.raw" 2>"$T/$b.go.err"; then
+            gonote "$b-decode-raw" "$(jsoncmp decode "$O/$b.go.raw" "$O/$b.raw")"
+        else
+            gonote "$b-decode-raw" "go-crit decode failed: $(tail -n 1 "$T/$b.go.err")"
+        fi
+        if "$gocrit" decode --pretty -i "$D/$img" -o "$O/$b.go.nice" 2>"$T/$b.go.err"; then
+            gonote "$b-decode-nice" "$(jsoncmp decode "$O/$b.go.nice" "$O/$b.nice")"
+        else
+            gonote "$b-decode-nice" "go-crit decode --pretty failed: $(tail -n 1 "$T/$b.go.err")"
+        fi
+        n=
+        if "$gocrit" encode -i "$O/$b.go.raw" -o "$O/$b.go.img" 2>"$T/$b.go.err"; then
+            cmp -s "$D/$img" "$O/$b.go.img" && n="encode(its decode) == image" || n="encode(its decode) DIFFERS from the image"
+        else
+            n="go-crit encode of its own JSON failed: $(tail -n 1 "$T/$b.go.err")"
+        fi
+        if "$gocrit" encode -i "$O/$b.raw" -o "$O/$b.go-of-ours.img" 2>/dev/null && cmp -s "$D/$img" "$O/$b.go-of-ours.img"; then
+            n="$n; it reads our raw JSON to the same image"
+        else
+            n="$n; it does NOT read our raw JSON to the same image"
+        fi
+        if "$C" encode -i "$O/$b.go.raw" -o "$O/$b.ours-of-go.img" 2>/dev/null && cmp -s "$D/$img" "$O/$b.ours-of-go.img"; then
+            n="$n, we read its JSON to the same image"
+        else
+            n="$n, we do NOT read its JSON to the same image"
+        fi
+        gonote "$b-encode" "$n"
+        "$C" info "$D/$img" >"$O/$b.info" 2>/dev/null
+        if "$gocrit" info "$D/$img" >"$O/$b.go.info" 2>"$T/$b.go.err"; then
+            gonote "$b-info" "$(jsoncmp info "$O/$b.go.info" "$O/$b.info")"
+        else
+            gonote "$b-info" "go-crit info failed: $(tail -n 1 "$T/$b.go.err")"
+        fi
+    done
+fi
+
 # --------------------------------------------------------------- timing ----
 # op name | our args | reference args | speed-up target
 ops=(
@@ -218,10 +369,18 @@ ops=(
     "encode|encode -i @RAW -o @OUT.img|encode -i @REFRAW -o @OUT.img|50"
     "info|info @IN|info @IN|"
 )
+# go-crit's args for the same operations; its encode reads its own JSON.
+declare -A go_ops=(
+    ["decode raw"]="decode -i @IN -o @OUT.json"
+    ["decode nice"]="decode --pretty -i @IN -o @OUT.json"
+    ["encode"]="encode -i @GORAW -o @OUT.img"
+    ["info"]="info @IN"
+)
 subst() { # subst TEMPLATE IMG WHO
     local s=$1 b=${2%.img}
     s=${s//@IN/$D/$2}
     s=${s//@REFRAW/$O/$b.ref.raw}
+    s=${s//@GORAW/$O/$b.go.raw}
     s=${s//@RAW/$O/$b.raw}
     s=${s//@OUT/$O/$b.timed-$3}
     echo "$s"
@@ -242,6 +401,13 @@ for img in "${imgs[@]}"; do
             # shellcheck disable=SC2046,SC2086
             median_time "$key.ref" "$REF_RUNS" 0 $ref $(subst "$theirs" "$img" ref)
         fi
+        if [ -n "$gocrit" ]; then
+            say "timing $img $name (go-crit, $GO_RUNS runs)"
+            # shellcheck disable=SC2046
+            median_time "$key.go" "$GO_RUNS" 0 "$gocrit" $(subst "${go_ops[$name]}" "$img" go)
+            # shellcheck disable=SC2046
+            peak_rss "$key.go" "$gocrit" $(subst "${go_ops[$name]}" "$img" go)
+        fi
     done
 done
 say "timing start-up ($SU_RUNS runs each)"
@@ -254,6 +420,11 @@ if [ -n "$ref" ]; then
     median_time su-version.ref 10 1 $ref --version
     # shellcheck disable=SC2086
     median_time su-info.ref 10 1 $ref info "$D/tiny.img"
+fi
+if [ -n "$gocrit" ]; then
+    # go-crit has no --version; its start-up is timed on info only.
+    median_time su-info.go 100 5 "$gocrit" info "$D/tiny.img"
+    peak_rss su-info.go "$gocrit" info "$D/tiny.img"
 fi
 
 # ---------------------------------------------------------------- table ----
@@ -303,12 +474,47 @@ row() { # row OPERATION IMAGE KEY TARGET_SPEEDUP UNIT(s|ms)
 } >"$W/results.md"
 grep -q 'FAIL' "$W/results.md" && perf_fail=1
 
+# go-crit: a table of its own (no targets; notes from the output comparison).
+gorow() { # gorow OPERATION IMAGE KEY UNIT(s|ms)
+    local op=$1 img=$2 key=$3 unit=$4 note
+    note=$(cat "$T/$key.go.note" 2>/dev/null || echo "—")
+    awk -v op="$op" -v img="$img" -v unit="$unit" -v note="${note//|//}" \
+        -v o="$(cat "$T/$key.ours")" -v g="$(cat "$T/$key.go" 2>/dev/null)" \
+        -v oc="$(cat "$T/$key.ours.cpu" 2>/dev/null)" -v gc="$(cat "$T/$key.go.cpu" 2>/dev/null)" \
+        -v orss="$(cat "$T/$key.ours.rss")" -v grss="$(cat "$T/$key.go.rss" 2>/dev/null)" 'BEGIN {
+        if (unit == "ms") { os = sprintf("%.2f ms", o * 1000); gs = (g == "") ? "—" : sprintf("%.2f ms", g * 1000) }
+        else { os = sprintf("%.3f", o); gs = (g == "") ? "—" : sprintf("%.3f", g) }
+        sp = (g == "" || o == 0) ? "—" : sprintf("%.1f×", g / o)
+        cs = (gc == "" || oc == 0) ? "—" : sprintf("%.1f×", gc / oc)
+        gr = (grss == "") ? "—" : sprintf("%.1f", grss / 1024)
+        printf "| %s | %s | %s | %s | %s | %s | %.1f | %s | %s |\n", op, img, os, gs, sp, cs, orss / 1024, gr, note
+    }'
+}
+if [ -n "$gocrit" ]; then
+    {
+        echo
+        echo "go-crit ($gocrit, $gocrit_version): speed-up = go-crit / ours; its encode reads its own JSON"
+        echo
+        echo "| operation | image | ours (s) | go-crit (s) | speed-up | CPU-time speed-up | ours peak RSS (MiB) | go-crit peak RSS (MiB) | go-crit's output vs ours |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
+        for img in "${imgs[@]}"; do
+            for op in "${ops[@]}"; do
+                IFS='|' read -r name _ _ _ <<<"$op"
+                gorow "$name" "$img" "${img%.img}-${name// /-}" s
+            done
+        done
+        gorow "start-up: crit info" "tiny.img" su-info ms
+    } >>"$W/results.md"
+else
+    printf '\ngo-crit: skipped (set GO_CRIT to the path of its binary; see docs/benchmarks.md)\n' >>"$W/results.md"
+fi
+
 {
     echo
     echo "machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(free -g | awk '/^Mem:/ { print $2 " GiB" }') memory"
     echo "ours: $("$C" --version); reference: ${ref:-none} ${ref_version:+(crit $ref_version)}"
     echo "images: files.img $NF entries ($(stat -c %s "$D/files.img") bytes), pagemap-1.img $NP entries ($(stat -c %s "$D/pagemap-1.img") bytes)"
-    echo "timing: ${HF:-plain loop}, median wall time of $RUNS runs (ours) / $REF_RUNS runs (reference), start-up: $SU_RUNS runs; speed-up = reference / ours (wall; targets apply to it); CPU-time speed-up = same with mean user+sys"
+    echo "timing: ${HF:-plain loop}, median wall time of $RUNS runs (ours) / $REF_RUNS runs (reference)${gocrit:+ / $GO_RUNS runs (go-crit)}, start-up: $SU_RUNS runs; speed-up = reference / ours (wall; targets apply to it); CPU-time speed-up = same with mean user+sys"
     echo "load average: $load_before before timing, $(cut -d' ' -f1-3 /proc/loadavg) after"
     echo
     cat "$W/results.md"
