@@ -62,6 +62,29 @@ pub struct Item {
     pub extra: ExtraSpec,
 }
 
+/// One entry as its undecoded message bytes: see [`ImageReader::next_raw`].
+#[derive(Debug)]
+pub struct RawEntry<'a> {
+    /// Index of the entry in the image (0-based, as in the JSON list).
+    pub index: usize,
+    /// Offset of its size prefix in the file.
+    pub offset: u64,
+    /// What it is.
+    pub role: Role,
+    /// The type of its message.
+    pub ty: MsgId,
+    /// The message's wire bytes.
+    pub bytes: &'a [u8],
+}
+
+impl RawEntry<'_> {
+    /// The decoded message; its errors are located as
+    /// [`ImageReader::next_item`] locates them.
+    pub fn decode(&self) -> Result<Message> {
+        Message::decode(self.ty, self.bytes).map_err(|e| e.at_offset(self.offset + 4).at_entry(self.index))
+    }
+}
+
 /// A payload read into memory.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Extra {
@@ -94,6 +117,8 @@ pub struct ImageReader<R: Read> {
     r: R,
     /// The bytes of the entry being decoded (reused: no allocation per entry).
     scratch: Vec<u8>,
+    /// How many bytes of `scratch` the entry being decoded holds.
+    frame: usize,
     kind: &'static ImageKind,
     head: Option<u32>,
     offset: u64,
@@ -103,6 +128,9 @@ pub struct ImageReader<R: Read> {
     state: State,
     pending: ExtraSpec,
 }
+
+/// Entries up to this size are read into a buffer sized up front.
+const SMALL_ENTRY: u64 = 1 << 16;
 
 /// Round `x` up to a multiple of `y` (a power of two).
 pub fn round_up(x: u64, y: u64) -> u64 {
@@ -155,6 +183,7 @@ impl<R: Read> ImageReader<R> {
         Ok(ImageReader {
             r,
             scratch: Vec::new(),
+            frame: 0,
             kind,
             head,
             offset,
@@ -242,6 +271,50 @@ impl<R: Read> ImageReader<R> {
     /// The next entry, or None at a clean end of the image.  A payload of the
     /// previous entry that was not read is skipped first.
     pub fn next_item(&mut self) -> Result<Option<Item>> {
+        let Some((start, role, ty)) = self.read_frame()? else { return Ok(None) };
+        // Offsets inside the message ("at byte K") count from its start.
+        let msg = Message::decode(ty, self.frame_bytes()).map_err(|e| e.at_offset(start + 4).at_entry(self.index))?;
+        let extra = self.extra_of(role, &msg);
+        if role == Role::GhostFile {
+            self.state = if extra == ExtraSpec::None { State::GhostChunks } else { State::Done };
+        }
+        let item = Item { index: self.index, offset: start, role, msg, extra };
+        self.index += 1;
+        self.pending = extra;
+        Ok(Some(item))
+    }
+
+    /// Whether no entry of this image carries a payload (pagemaps, and
+    /// entries of kinds without one), so that [`ImageReader::next_raw`]
+    /// can read them.
+    pub fn bare_entries(&self) -> bool {
+        matches!(self.kind.body, Body::Pagemap | Body::Entries(_, Payload::None))
+    }
+
+    /// The next entry of an image of [bare entries](ImageReader::bare_entries),
+    /// undecoded: its message bytes (in the reader's buffer, valid until
+    /// the next read), or None at a clean end.  Errors of the framing are
+    /// those of [`ImageReader::next_item`], with the same location;
+    /// [`RawEntry::decode`] gives the message and its errors as `next_item`
+    /// would.  On other images this is an error.
+    pub fn next_raw(&mut self) -> Result<Option<RawEntry<'_>>> {
+        if !self.bare_entries() {
+            return Err(Error::other(format!("internal: entries of {} images carry payloads", self.kind.name)));
+        }
+        let Some((offset, role, ty)) = self.read_frame()? else { return Ok(None) };
+        let index = self.index;
+        self.index += 1;
+        Ok(Some(RawEntry { index, offset, role, ty, bytes: self.frame_bytes() }))
+    }
+
+    /// The bytes of the entry last read.
+    fn frame_bytes(&self) -> &[u8] {
+        self.scratch.get(..self.frame).unwrap_or_default()
+    }
+
+    /// Read the next entry's size and bytes into the buffer: its offset,
+    /// role and type, or None at a clean end.
+    fn read_frame(&mut self) -> Result<Option<(u64, Role, MsgId)>> {
         if self.pending != ExtraSpec::None {
             self.skip_extra()?;
         }
@@ -261,27 +334,33 @@ impl<R: Read> ImageReader<R> {
         }
         self.offset += 4;
         let size = u32::from_le_bytes(b) as u64;
-        let mut buf = std::mem::take(&mut self.scratch);
-        buf.clear();
-        let got = (&mut self.r).take(size).read_to_end(&mut buf)? as u64;
+        let got = if size <= SMALL_ENTRY {
+            // Small: read straight into the buffer (grown to the largest
+            // such entry, not cleared in between).
+            let n = size as usize;
+            if self.scratch.len() < n {
+                self.scratch.resize(n, 0);
+            }
+            self.frame = match self.scratch.get_mut(..n) {
+                Some(b) => read_full(&mut self.r, b)?,
+                None => 0,
+            };
+            self.frame as u64
+        } else {
+            // The size is not trusted for the allocation: the buffer grows
+            // with what is there.
+            self.scratch.clear();
+            let got = (&mut self.r).take(size).read_to_end(&mut self.scratch)? as u64;
+            self.frame = self.scratch.len();
+            got
+        };
         if got < size {
             let e = Error::new(ErrorKind::Truncated { what: "entry", need: size, got });
             return Err(self.err_here(e).at_offset(start));
         }
         self.offset += size;
         let (role, ty) = self.role_and_type();
-        // Offsets inside the message ("at byte K") count from its start.
-        let decoded = Message::decode(ty, &buf);
-        self.scratch = buf;
-        let msg = decoded.map_err(|e| e.at_offset(start + 4).at_entry(self.index))?;
-        let extra = self.extra_of(role, &msg);
-        if role == Role::GhostFile {
-            self.state = if extra == ExtraSpec::None { State::GhostChunks } else { State::Done };
-        }
-        let item = Item { index: self.index, offset: start, role, msg, extra };
-        self.index += 1;
-        self.pending = extra;
-        Ok(Some(item))
+        Ok(Some((start, role, ty)))
     }
 
     fn role_and_type(&self) -> (Role, MsgId) {
@@ -471,6 +550,47 @@ impl<R: Read> ImageReader<R> {
     }
 }
 
+impl<R: io::BufRead> ImageReader<R> {
+    /// [`ImageReader::next_raw`] for a buffered input: an entry whose frame
+    /// is whole in the input's buffer is taken from there in one copy;
+    /// anything else (a buffer to refill first, the end, a frame cut short,
+    /// a large entry) goes the way of `next_raw`, with its results.
+    pub fn next_raw_buffered(&mut self) -> Result<Option<RawEntry<'_>>> {
+        if self.bare_entries() && self.state == State::Body && self.pending == ExtraSpec::None {
+            if let Some(n) = self.frame_from_buffer() {
+                let start = self.offset;
+                self.current = self.index;
+                self.offset += 4 + n as u64;
+                self.frame = n;
+                let (role, ty) = self.role_and_type();
+                let index = self.index;
+                self.index += 1;
+                return Ok(Some(RawEntry { index, offset: start, role, ty, bytes: self.frame_bytes() }));
+            }
+        }
+        self.next_raw()
+    }
+
+    /// Copy the next frame's message bytes out of the input's buffer into
+    /// `scratch` and consume the frame, if the buffer holds all of it: the
+    /// message's size.
+    fn frame_from_buffer(&mut self) -> Option<usize> {
+        let buf = self.r.fill_buf().ok()?;
+        let size = u32::from_le_bytes(buf.get(..4)?.try_into().ok()?) as u64;
+        if size > SMALL_ENTRY {
+            return None;
+        }
+        let n = size as usize;
+        let body = buf.get(4..4 + n)?;
+        if self.scratch.len() < n {
+            self.scratch.resize(n, 0);
+        }
+        self.scratch.get_mut(..n)?.copy_from_slice(body);
+        self.r.consume(4 + n);
+        Some(n)
+    }
+}
+
 /// An iterator adapter over entries with their payloads loaded.
 impl<R: Read> Iterator for ImageReader<R> {
     type Item = Result<(Item, Extra)>;
@@ -537,12 +657,21 @@ impl<W: Write> ImageWriter<W> {
 
     /// Write one entry (size prefix and message).
     pub fn write_message(&mut self, m: &Message) -> Result<()> {
-        self.scratch.clear();
-        m.encode(&mut self.scratch);
-        let len = u32::try_from(self.scratch.len())
-            .map_err(|_| Error::value("entry larger than 4 GiB").at_entry(self.index))?;
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
+        m.encode(&mut bytes);
+        let r = self.write_entry(&bytes);
+        self.scratch = bytes;
+        r
+    }
+
+    /// Write one entry given as its message's wire bytes (size prefix, then
+    /// the bytes), as [`ImageWriter::write_message`] writes a message.
+    pub fn write_entry(&mut self, bytes: &[u8]) -> Result<()> {
+        let len =
+            u32::try_from(bytes.len()).map_err(|_| Error::value("entry larger than 4 GiB").at_entry(self.index))?;
         self.w.write_all(&len.to_le_bytes())?;
-        self.w.write_all(&self.scratch)?;
+        self.w.write_all(bytes)?;
         self.index += 1;
         Ok(())
     }

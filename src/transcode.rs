@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::{round_up, ExtraSpec, ImageReader, ImageWriter, Role};
+use crate::json::direct_in::DirectEncoder;
 use crate::json::map::{write_b64, write_fields, write_message, Style};
 use crate::json::out::B64Lines;
 use crate::json::parse::{Json, Parser};
@@ -36,7 +37,9 @@ pub fn human_size(n: u64) -> String {
 
 /// Decode an image to crit's JSON.  Writes no trailing newline.
 pub fn decode<R: Read, W: Write>(input: R, output: W, opts: DecodeOptions) -> Result<W> {
-    let mut rd = ImageReader::open(input)?;
+    // Entries are read a few bytes at a time: from a buffer of our own
+    // (which a buffered input fills with one read, without copying twice).
+    let mut rd = ImageReader::open(std::io::BufReader::with_capacity(1 << 16, input))?;
     let kind = rd.kind();
     let style = Style { nice: opts.nice };
     let mut out = JsonOut::new(output, opts.nice);
@@ -45,6 +48,19 @@ pub fn decode<R: Read, W: Write>(input: R, output: W, opts: DecodeOptions) -> Re
     out.write_str(kind.name.as_bytes())?;
     out.key("entries")?;
     out.begin_array()?;
+    if rd.bare_entries() {
+        // No payloads: each entry is written straight from its bytes, or,
+        // where that walk does not apply, from its decoded message.
+        while let Some(raw) = rd.next_raw_buffered()? {
+            if !crate::json::direct::write_entry(&mut out, raw.ty, raw.bytes, style)? {
+                let m = raw.decode()?;
+                out.elem()?;
+                out.begin_object()?;
+                write_fields(&mut out, &m, style, false)?;
+                out.end_object()?;
+            }
+        }
+    }
     while let Some(item) = rd.next_item()? {
         let idx = item.index;
         out.elem()?;
@@ -162,6 +178,18 @@ pub fn info_json(kind: &ImageKind, count: usize) -> String {
 /// The JSON is read as a stream: each element of `entries` is parsed,
 /// encoded and written before the next one is read.
 pub fn encode<R: Read, W: Write>(input: R, output: W) -> Result<W> {
+    encode_with(input, output, true)
+}
+
+/// [`encode`] through [`Message`]s: every entry parsed into a message,
+/// then encoded.  `encode` writes the entries of images without payloads
+/// straight from the JSON text ([`crate::json::direct_in`]); this is the
+/// path that is tested against, with the same bytes and errors.
+pub fn encode_through_messages<R: Read, W: Write>(input: R, output: W) -> Result<W> {
+    encode_with(input, output, false)
+}
+
+fn encode_with<R: Read, W: Write>(input: R, output: W, direct: bool) -> Result<W> {
     let mut p = Parser::new(input);
     match p.skip_ws()? {
         Some(b'{') => {}
@@ -191,7 +219,7 @@ pub fn encode<R: Read, W: Write>(input: R, output: W) -> Result<W> {
                 }
                 kind = Some(k);
                 if let Some(w) = output.take() {
-                    let mut e = Encoder::new(w, k)?;
+                    let mut e = Encoder::new(w, k)?.with_direct(direct);
                     for (i, j) in early.drain(..).enumerate() {
                         e.entry(&j).map_err(|err| err.at_entry(i))?;
                     }
@@ -206,7 +234,7 @@ pub fn encode<R: Read, W: Write>(input: R, output: W) -> Result<W> {
                 } else {
                     let mut i = 0usize;
                     loop {
-                        let line_col = p.error("").loc.line_col;
+                        let line_col = Some(p.line_col());
                         match enc.as_mut() {
                             Some(e) => e.entry_from(&mut p).map_err(|mut err| {
                                 if err.loc.line_col.is_none() {
@@ -250,12 +278,25 @@ pub struct Encoder<W: Write> {
     kind: &'static ImageKind,
     index: usize,
     ghost_chunks: bool,
+    /// Writes entries straight from the JSON text, for kinds without payloads.
+    direct: Option<DirectEncoder>,
 }
 
 impl<W: Write> Encoder<W> {
     /// Start an image of `kind`.
     pub fn new(w: W, kind: &'static ImageKind) -> Result<Self> {
-        Ok(Encoder { w: ImageWriter::new(w, kind)?, kind, index: 0, ghost_chunks: false })
+        let direct = matches!(kind.body, Body::Pagemap | Body::Entries(_, Payload::None)).then(DirectEncoder::new);
+        Ok(Encoder { w: ImageWriter::new(w, kind)?, kind, index: 0, ghost_chunks: false, direct })
+    }
+
+    /// `false`: [`Encoder::entry_from`] parses every entry into a message
+    /// (by default it writes entries of kinds without payloads straight
+    /// from the JSON text).
+    pub fn with_direct(mut self, on: bool) -> Self {
+        if !on {
+            self.direct = None;
+        }
+        self
     }
 
     fn role(&self) -> (Role, MsgId) {
@@ -287,6 +328,12 @@ impl<W: Write> Encoder<W> {
         let (role, ty) = self.role();
         if role == Role::GhostChunk && !self.ghost_chunks {
             p.value()?;
+            self.index += 1;
+            return Ok(());
+        }
+        if let Some(d) = self.direct.as_mut() {
+            let bytes = d.entry(p, ty, role == Role::PagemapEntry)?;
+            self.w.write_entry(bytes)?;
             self.index += 1;
             return Ok(());
         }

@@ -262,7 +262,7 @@ impl Value {
 // Varints
 
 /// Read a varint at `*pos`, advancing it. Returns None on truncation or overflow.
-#[inline]
+#[inline(always)]
 pub fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v: u64 = 0;
     let mut shift = 0u32;
@@ -377,6 +377,26 @@ fn fixed64_value(ty: Type, v: u64) -> Option<Value> {
         Type::Double => Value::Float(f64::from_bits(v)),
         _ => return None,
     })
+}
+
+/// The value decode makes of a scalar field of type `ty` read with wire
+/// type `wt` (0 varint, 1 fixed64, 5 fixed32; `raw` holds the bits), or
+/// None where decode keeps it as unknown.  Packed elements of `ty` have
+/// the wire type [`packed_wire_type`].
+#[inline]
+pub(crate) fn scalar_value(ty: Type, wt: u8, raw: u64) -> Option<Value> {
+    match wt {
+        0 if wire_type_of(ty) == 0 => varint_value(ty, raw),
+        1 => fixed64_value(ty, raw),
+        5 => fixed32_value(ty, u32::try_from(raw).ok()?),
+        _ => None,
+    }
+}
+
+/// The wire type of the elements of a packed run of `ty`.
+#[inline]
+pub(crate) fn packed_wire_type(ty: Type) -> u8 {
+    wire_type_of(ty)
 }
 
 fn decode_message(ty: MsgId, buf: &[u8], depth: usize) -> Result<Message> {

@@ -152,65 +152,115 @@ fn ip_text<'a>(vals: impl Iterator<Item = &'a Value>) -> Option<String> {
 }
 
 fn write_value<W: Write>(out: &mut JsonOut<W>, f: &FieldDesc, v: &Value, style: Style, hex: bool) -> Result<()> {
-    let hex = hex || f.opts.hex;
     match v {
-        Value::Msg(m) => write_message(out, m, style, hex),
-        Value::Bytes(b) => {
-            if f.opts.conv == Some("unix_name") {
-                out.write_str(pyfmt::qp_encode(b).as_bytes())
-            } else {
-                write_b64(out, b)
-            }
-        }
+        Value::Msg(m) => write_message(out, m, style, hex || f.opts.hex),
+        Value::Bytes(b) => write_bytes(out, f, b),
         Value::Str(s) => out.write_str(s),
+        Value::Unknown(_) => Ok(()),
+        v => write_scalar(out, f, v, style, hex),
+    }
+}
+
+/// A bytes field's value: base64, or quoted-printable for unix socket names.
+pub(crate) fn write_bytes<W: Write>(out: &mut JsonOut<W>, f: &FieldDesc, b: &[u8]) -> Result<()> {
+    if f.opts.conv == Some("unix_name") {
+        out.write_str(pyfmt::qp_encode(b).as_bytes())
+    } else {
+        write_b64(out, b)
+    }
+}
+
+/// A scalar value (enum, bool, float or integer) of field `f`; `hex` is
+/// the option inherited from the enclosing fields.  Other values write
+/// nothing.
+#[inline(always)]
+pub(crate) fn write_scalar<W: Write>(
+    out: &mut JsonOut<W>,
+    f: &FieldDesc,
+    v: &Value,
+    style: Style,
+    hex: bool,
+) -> Result<()> {
+    // Plain numbers first: raw mode, or no option that gives a text.
+    let plain = !style.nice || !int_text_options(f, hex);
+    match v {
+        Value::Uint(u) if plain => out.uint(*u),
+        Value::Int(i) if plain => out.sint(*i),
+        v => write_scalar_text(out, f, v, style, hex),
+    }
+}
+
+/// Whether nice mode may print an integer of field `f` as text (see
+/// [`write_nice_int`]); `hex` is the inherited option.
+#[inline(always)]
+fn int_text_options(f: &FieldDesc, hex: bool) -> bool {
+    hex || f.opts.hex || f.opts.dev || f.opts.flags.is_some() || f.opts.dict.is_some()
+}
+
+fn write_scalar_text<W: Write>(out: &mut JsonOut<W>, f: &FieldDesc, v: &Value, style: Style, hex: bool) -> Result<()> {
+    match v {
         Value::Enum(n) => {
             let name = match f.ty {
                 Type::Enum(e) => e.desc().name_of(*n),
                 _ => None,
             };
             match name {
-                Some(name) => out.write_str(name.as_bytes()),
+                Some(name) => out.write_ident(name),
                 // A value the schema does not name: kept as its number.
                 None => out.int(*n),
             }
         }
         Value::Bool(b) => out.raw(if *b { "true" } else { "false" }),
         Value::Float(x) => out.raw(&py_float(*x)),
-        Value::Int(_) | Value::Uint(_) => {
-            let n: i128 = match v {
-                Value::Int(i) => *i as i128,
-                Value::Uint(u) => *u as i128,
-                _ => 0,
-            };
-            if style.nice {
-                if let Some(s) = nice_int(f, n, hex) {
-                    return out.write_str(s.as_bytes());
-                }
+        Value::Int(i) => {
+            if style.nice && write_nice_int(out, f, *i as i128, hex || f.opts.hex)? {
+                return Ok(());
             }
-            out.int(n)
+            out.sint(*i)
         }
-        Value::Unknown(_) => Ok(()),
+        Value::Uint(u) => {
+            if style.nice && write_nice_int(out, f, *u as i128, hex || f.opts.hex)? {
+                return Ok(());
+            }
+            out.uint(*u)
+        }
+        _ => Ok(()),
     }
 }
 
-/// The nice-mode text of an integer field, or None for a plain number.
-fn nice_int(f: &FieldDesc, n: i128, hex: bool) -> Option<String> {
+/// Write the nice-mode text of an integer field and return true, or write
+/// nothing and return false for a plain number.
+fn write_nice_int<W: Write>(out: &mut JsonOut<W>, f: &FieldDesc, n: i128, hex: bool) -> Result<bool> {
+    // Hex, device and flag texts are ASCII with nothing to escape.
+    let quoted = |out: &mut JsonOut<W>, text: &dyn Fn(&mut Vec<u8>)| {
+        let buf = out.buf();
+        buf.push(b'"');
+        text(buf);
+        buf.push(b'"');
+    };
     if hex {
-        return Some(pyfmt::hex(n));
+        quoted(out, &|b| pyfmt::hex_into(b, n));
+        return Ok(true);
     }
     if f.opts.dev {
-        return Some(if f.opts.odev { pyfmt::odev(n as u64) } else { pyfmt::dev(n) });
+        let text = if f.opts.odev { pyfmt::odev(n as u64) } else { pyfmt::dev(n) };
+        out.write_str(text.as_bytes())?;
+        return Ok(true);
     }
     if let Some(name) = f.opts.flags {
-        return Some(match maps::flag_map(name) {
-            Some(map) => pyfmt::map_flags(n, map),
-            None => pyfmt::hex(n),
-        });
+        match maps::flag_map(name) {
+            Some(map) => quoted(out, &|b| pyfmt::map_flags_into(b, n, map)),
+            None => quoted(out, &|b| pyfmt::hex_into(b, n)),
+        }
+        return Ok(true);
     }
     if let Some(d) = f.opts.dict {
-        return maps::dict(d, f.name).and_then(|d| pyfmt::dict_name(n, d)).map(str::to_string);
+        if let Some(name) = maps::dict(d, f.name).and_then(|d| pyfmt::dict_name(n, d)) {
+            out.write_ident(name)?;
+            return Ok(true);
+        }
     }
-    None
+    Ok(false)
 }
 
 fn py_float(x: f64) -> String {
@@ -257,7 +307,7 @@ fn message_from_json_at(ty: MsgId, j: &Json, depth: usize) -> Result<Message> {
     Ok(m)
 }
 
-fn field_from_json(m: &mut Message, f: &'static FieldDesc, v: &Json, depth: usize) -> Result<()> {
+pub(crate) fn field_from_json(m: &mut Message, f: &'static FieldDesc, v: &Json, depth: usize) -> Result<()> {
     if f.label == Label::Repeated {
         let Json::Arr(items) = v else {
             return Err(Error::value(format!("expected a list, found {}", v.type_name())));
@@ -285,7 +335,7 @@ fn field_from_json(m: &mut Message, f: &'static FieldDesc, v: &Json, depth: usiz
     }
 }
 
-fn scalar_or_msg(f: &'static FieldDesc, v: &Json, depth: usize) -> Result<Value> {
+pub(crate) fn scalar_or_msg(f: &'static FieldDesc, v: &Json, depth: usize) -> Result<Value> {
     match f.ty {
         Type::Message(sub) => Ok(Value::Msg(message_from_json_at(sub, v, depth + 1)?)),
         Type::Bytes => {
@@ -395,6 +445,12 @@ fn py_str(v: &Json) -> Vec<u8> {
 }
 
 fn unknown_from_json(m: &mut Message, u: &Json) -> Result<()> {
+    unknown_fields(u, |number, val| m.insert_sorted(number, Value::Unknown(val)))
+}
+
+/// The fields of an [`UNKNOWN_KEY`] list, handed to `put` one by one in
+/// list order (an error stops at the first bad one).
+pub(crate) fn unknown_fields(u: &Json, mut put: impl FnMut(u32, Unknown)) -> Result<()> {
     let Json::Arr(items) = u else {
         return Err(Error::value("expected a list of unknown fields"));
     };
@@ -421,7 +477,7 @@ fn unknown_from_json(m: &mut Message, u: &Json) -> Result<()> {
         } else {
             return Err(err("expected one of varint, fixed64, fixed32 or len"));
         };
-        m.insert_sorted(number, Value::Unknown(val));
+        put(number, val);
     }
     Ok(())
 }
@@ -512,7 +568,7 @@ fn parse_message<R: std::io::Read>(
 }
 
 /// Give a value error the parser's position.
-fn locate<R: std::io::Read>(mut e: Error, p: &super::parse::Parser<R>) -> Error {
+pub(crate) fn locate<R: std::io::Read>(mut e: Error, p: &super::parse::Parser<R>) -> Error {
     if e.loc.line_col.is_none() {
         e.loc.line_col = p.error("").loc.line_col;
     }

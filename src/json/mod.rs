@@ -1,4 +1,6 @@
 //! The JSON mapping layer: crit's JSON, raw and nice, written and read.
+pub mod direct;
+pub mod direct_in;
 pub mod edit;
 pub mod map;
 pub mod maps;

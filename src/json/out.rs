@@ -22,9 +22,29 @@ pub struct JsonOut<W: Write> {
     pretty: bool,
     /// One entry per open container: whether it has members yet.
     stack: Vec<bool>,
+    /// How many times the buffer was written out (a [`Mark`] is void after).
+    flushes: u64,
+}
+
+/// A point in the output to go back to with [`JsonOut::rewind`].
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    len: usize,
+    depth: usize,
+    top: Option<bool>,
+    flushes: u64,
 }
 
 const BLOCK: usize = 1 << 16;
+
+/// Indentation levels written from one slice: `,`, newline, then spaces.
+const INDENT_LEVELS: usize = 32;
+static INDENT: [u8; 2 + 4 * INDENT_LEVELS] = {
+    let mut a = [b' '; 2 + 4 * INDENT_LEVELS];
+    a[0] = b',';
+    a[1] = b'\n';
+    a
+};
 
 impl<W: Write> Drop for JsonOut<W> {
     fn drop(&mut self) {
@@ -37,7 +57,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 impl<W: Write> JsonOut<W> {
     /// A writer; `pretty` selects `indent=4`.
     pub fn new(w: W, pretty: bool) -> Self {
-        JsonOut { w: Some(w), buf: Vec::with_capacity(BLOCK + 4096), pretty, stack: Vec::with_capacity(16) }
+        JsonOut { w: Some(w), buf: Vec::with_capacity(BLOCK + 4096), pretty, stack: Vec::with_capacity(16), flushes: 0 }
     }
 
     fn flush_buf(&mut self) -> Result<()> {
@@ -46,6 +66,7 @@ impl<W: Write> JsonOut<W> {
                 w.write_all(&self.buf)?;
             }
             self.buf.clear();
+            self.flushes += 1;
         }
         Ok(())
     }
@@ -78,32 +99,131 @@ impl<W: Write> JsonOut<W> {
         &mut self.buf
     }
 
-    fn newline_indent(&mut self, depth: usize) -> Result<()> {
-        self.buf.push(b'\n');
-        for _ in 0..depth {
-            self.buf.extend_from_slice(b"    ");
+    /// A newline and the indentation of `depth` levels (`comma`: a `,` first).
+    #[inline(always)]
+    fn newline_indent(&mut self, depth: usize, comma: bool) {
+        let from = if comma { 0 } else { 1 };
+        if depth < 16 {
+            // A copy of known size (no call), then the tail cut.
+            let len = self.buf.len();
+            self.buf.extend_from_slice(&INDENT[from..from + 64]);
+            self.buf.truncate(len + 2 - from + 4 * depth);
+        } else if depth <= INDENT_LEVELS {
+            self.buf.extend_from_slice(&INDENT[from..2 + 4 * depth]);
+        } else {
+            self.buf.extend_from_slice(&INDENT[from..]);
+            for _ in INDENT_LEVELS..depth {
+                self.buf.extend_from_slice(b"    ");
+            }
         }
-        Ok(())
+    }
+
+    /// Separator before a member or element of the innermost container,
+    /// never flushing.
+    #[inline(always)]
+    fn sep_held(&mut self) {
+        let depth = self.stack.len();
+        let Some(top) = self.stack.last_mut() else { return };
+        let had = *top;
+        *top = true;
+        if self.pretty {
+            self.newline_indent(depth, had);
+        } else if had {
+            self.buf.extend_from_slice(b", ");
+        }
     }
 
     /// Separator before a member or element of the innermost container.
+    #[inline]
     fn sep(&mut self) -> Result<()> {
-        let depth = self.stack.len();
-        let Some(top) = self.stack.last_mut() else { return Ok(()) };
-        let had = *top;
-        *top = true;
-        if had {
-            self.buf.push(b',');
-        }
-        if self.pretty {
-            self.newline_indent(depth)?;
-        } else if had {
-            self.buf.push(b' ');
-        }
+        self.sep_held();
         if self.buf.len() >= BLOCK {
             self.flush_buf()?;
         }
         Ok(())
+    }
+
+    /// The current point of the output, to [`rewind`](JsonOut::rewind) to.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark { len: self.buf.len(), depth: self.stack.len(), top: self.stack.last().copied(), flushes: self.flushes }
+    }
+
+    /// Forget everything written since `m`, containers included.  Only the
+    /// `_held` writers and those that never flush may have been used since:
+    /// after a flush the text is gone and this is an error.
+    pub(crate) fn rewind(&mut self, m: Mark) -> Result<()> {
+        if m.flushes != self.flushes || m.depth > self.stack.len() || m.len > self.buf.len() {
+            return Err(crate::error::Error::other("internal: JSON output rewound past a flush"));
+        }
+        self.buf.truncate(m.len);
+        self.stack.truncate(m.depth);
+        if let (Some(top), Some(had)) = (self.stack.last_mut(), m.top) {
+            *top = had;
+        }
+        Ok(())
+    }
+
+    /// [`key_ident`](JsonOut::key_ident) that never flushes (for text that
+    /// may be rewound).
+    #[inline(always)]
+    pub(crate) fn key_ident_held(&mut self, k: &str) {
+        let depth = self.stack.len();
+        match self.stack.last_mut() {
+            Some(top) => {
+                let had = std::mem::replace(top, true);
+                if self.pretty {
+                    self.newline_indent(depth, had);
+                    self.buf.push(b'"');
+                } else if had {
+                    self.buf.extend_from_slice(b", \"");
+                } else {
+                    self.buf.push(b'"');
+                }
+            }
+            None => self.buf.push(b'"'),
+        }
+        self.buf.extend_from_slice(k.as_bytes());
+        self.buf.extend_from_slice(b"\": ");
+    }
+
+    /// Start a member from its prepared text `, "name": ` (a key that
+    /// needs no escaping), never flushing.  `padded` is `text` followed by
+    /// at least `N` more bytes: a key that fits is copied as `N` bytes (a
+    /// copy of known size, no call) and the tail cut.
+    #[inline(always)]
+    pub(crate) fn member_held<const N: usize>(&mut self, text: &[u8], padded: &[u8]) {
+        let depth = self.stack.len();
+        // Where the key starts in `text`: after the `, ` unless it is needed.
+        let from = match self.stack.last_mut() {
+            Some(top) => {
+                let had = std::mem::replace(top, true);
+                if self.pretty {
+                    self.newline_indent(depth, had);
+                    2
+                } else if had {
+                    0
+                } else {
+                    2
+                }
+            }
+            None => 2,
+        };
+        let want = text.len().saturating_sub(from);
+        let fixed = padded.get(from..from + N).and_then(|p| <&[u8; N]>::try_from(p).ok());
+        match fixed {
+            Some(fixed) if want <= N => {
+                let len = self.buf.len();
+                self.buf.extend_from_slice(fixed);
+                self.buf.truncate(len + want);
+            }
+            _ => self.buf.extend_from_slice(text.get(from..).unwrap_or_default()),
+        }
+    }
+
+    /// [`elem`](JsonOut::elem) that never flushes.
+    #[inline(always)]
+    pub(crate) fn elem_held(&mut self) {
+        self.sep_held()
     }
 
     /// Open an object (as a value: call `key` or `elem` first if nested).
@@ -115,7 +235,7 @@ impl<W: Write> JsonOut<W> {
 
     /// Close the innermost object.
     pub fn end_object(&mut self) -> Result<()> {
-        self.end(b"}")
+        self.end(b'}')
     }
 
     /// Open an array.
@@ -127,25 +247,26 @@ impl<W: Write> JsonOut<W> {
 
     /// Close the innermost array.
     pub fn end_array(&mut self) -> Result<()> {
-        self.end(b"]")
+        self.end(b']')
     }
 
-    fn end(&mut self, close: &[u8]) -> Result<()> {
+    #[inline(always)]
+    fn end(&mut self, close: u8) -> Result<()> {
         let had = self.stack.pop().unwrap_or(false);
         if had && self.pretty {
             let depth = self.stack.len();
-            self.newline_indent(depth)?;
+            self.newline_indent(depth, false);
         }
-        self.buf.extend_from_slice(close);
+        self.buf.push(close);
         Ok(())
     }
 
     /// Start a member whose key needs no escaping (a schema field name).
     pub fn key_ident(&mut self, k: &str) -> Result<()> {
-        self.sep()?;
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(k.as_bytes());
-        self.buf.extend_from_slice(b"\": ");
+        self.key_ident_held(k);
+        if self.buf.len() >= BLOCK {
+            self.flush_buf()?;
+        }
         Ok(())
     }
 
@@ -176,10 +297,52 @@ impl<W: Write> JsonOut<W> {
         Ok(())
     }
 
+    /// An unsigned 64-bit integer (the same digits as [`JsonOut::int`]).
+    #[inline(always)]
+    pub fn uint(&mut self, v: u64) -> Result<()> {
+        if v < 10 {
+            self.buf.push(b'0' + v as u8);
+        } else {
+            // All 20 bytes are copied (a copy of known size), the tail cut.
+            let mut buf = [0u8; 20];
+            let n = itoa_like::digits(v, &mut buf);
+            let len = self.buf.len();
+            self.buf.extend_from_slice(&buf);
+            self.buf.truncate(len + n);
+        }
+        Ok(())
+    }
+
+    /// A signed 64-bit integer (the same digits as [`JsonOut::int`]).
+    #[inline]
+    pub fn sint(&mut self, v: i64) -> Result<()> {
+        if v < 0 {
+            self.buf.push(b'-');
+        }
+        self.uint(v.unsigned_abs())
+    }
+
+    /// A string with nothing to escape: a schema name (letters, digits and
+    /// `_`), as [`JsonOut::write_str`] would write it.
+    #[inline(always)]
+    pub fn write_ident(&mut self, s: &str) -> Result<()> {
+        debug_assert!(plain_run(s.as_bytes()) == s.len(), "{s:?} needs escaping");
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.push(b'"');
+        Ok(())
+    }
+
     /// A string from bytes (UTF-8; other bytes as `\udcXX`).
+    #[inline(never)]
     pub fn write_str(&mut self, s: &[u8]) -> Result<()> {
         self.buf.push(b'"');
-        self.str_body(s)?;
+        if plain_run(s) == s.len() {
+            // Nothing to escape (the common case): the bytes as they are.
+            self.buf.extend_from_slice(s);
+        } else {
+            self.str_body(s)?;
+        }
         self.buf.push(b'"');
         Ok(())
     }
@@ -189,8 +352,7 @@ impl<W: Write> JsonOut<W> {
         let mut rest = s;
         while !rest.is_empty() {
             // Fast path: a run of printable ASCII that needs no escape.
-            let run =
-                rest.iter().position(|&b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\').unwrap_or(rest.len());
+            let run = plain_run(rest);
             if run > 0 {
                 self.buf.extend_from_slice(&rest[..run]);
                 rest = &rest[run..];
@@ -245,6 +407,38 @@ impl<W: Write> JsonOut<W> {
     }
 }
 
+/// Whether a byte goes into a JSON string as it is.
+#[inline(always)]
+fn plain(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'
+}
+
+/// Length of the run of plain bytes at the start of `s`, eight at a time.
+fn plain_run(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Some byte of `x` is zero / below `n` (n <= 0x80; exact as a whole-word test).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * n as u64) & !x & HIGH;
+    let mut n = 0;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        let special = (x & HIGH)
+            | below(x, 0x20)
+            | zero(x ^ (ONES * b'"' as u64))
+            | zero(x ^ (ONES * b'\\' as u64))
+            | zero(x ^ (ONES * 0x7f));
+        if special != 0 {
+            break;
+        }
+        n += 8;
+    }
+    n + s[n..].iter().position(|&b| !plain(b)).unwrap_or(s.len() - n)
+}
+
 /// Decode one UTF-8 character at the start of `s`: (char, length), or
 /// (None, 1) when the first byte does not start a valid sequence.
 fn decode_utf8(s: &[u8]) -> (Option<char>, usize) {
@@ -272,32 +466,82 @@ pub mod itoa_like {
         fn fmt(self, buf: &mut [u8; 48]) -> &[u8];
     }
 
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
+    /// The eight ASCII digits of `x` (< 10^8, leading zeros kept), the
+    /// first in the low byte: the two halves of four digits side by side in
+    /// one word, then each split by 100 and by 10 in parallel (the
+    /// divisions as multiplications by 10486 / 2^20 and 103 / 2^10, exact
+    /// in these ranges).
+    #[inline(always)]
+    fn eight(x: u32) -> u64 {
+        let (hi, lo) = ((x / 10_000) as u64, (x % 10_000) as u64);
+        let merged = hi | lo << 32;
+        let top = ((merged * 10486) >> 20) & (0x7f << 32 | 0x7f);
+        let bot = merged - 100 * top;
+        let hundreds = bot << 16 | top;
+        let mut tens = (hundreds * 103) >> 10;
+        tens &= 0xf << 48 | 0xf << 32 | 0xf << 16 | 0xf;
+        tens += (hundreds - 10 * tens) << 8;
+        tens | 0x3030_3030_3030_3030
+    }
 
-    /// Digits of `v`, right-aligned in `buf`; returns the start.
-    fn digits(mut v: u64, buf: &mut [u8; 48]) -> usize {
-        let mut i = buf.len();
-        while v >= 100 {
-            let d = (v % 100) as usize * 2;
-            v /= 100;
-            i -= 2;
-            buf[i] = PAIRS[d];
-            buf[i + 1] = PAIRS[d + 1];
-        }
-        if v >= 10 {
-            let d = v as usize * 2;
-            i -= 2;
-            buf[i] = PAIRS[d];
-            buf[i + 1] = PAIRS[d + 1];
+    /// Number of decimal digits of `v` (1 for 0).
+    #[inline(always)]
+    fn count(v: u64) -> usize {
+        // From the bit length: log10(2) ~ 1233 / 4096, then one comparison
+        // with a power of ten to correct it.
+        const POW10: [u64; 20] = {
+            let mut t = [1u64; 20];
+            let mut i = 1;
+            while i < 20 {
+                t[i] = t[i - 1] * 10;
+                i += 1;
+            }
+            t
+        };
+        let bits = 64 - (v | 1).leading_zeros() as usize;
+        let t = ((bits * 1233) >> 12).min(19);
+        let above = match POW10.get(t) {
+            Some(&p) => (v >= p) as usize,
+            None => 0,
+        };
+        (t + above).max(1)
+    }
+
+    /// Write the digits of `v` at the start of `buf`; returns their count.
+    #[inline(always)]
+    pub fn digits(v: u64, buf: &mut [u8; 20]) -> usize {
+        const E8: u64 = 100_000_000;
+        let n = count(v);
+        // Up to three groups: the leading one (1 to 8 digits, its leading
+        // zeros shifted out), then whole groups of eight.
+        let (lead, rest, groups) = if v < E8 {
+            (v, 0, 0)
+        } else if v < E8 * E8 {
+            (v / E8, v % E8, 1)
         } else {
-            i -= 1;
-            buf[i] = b'0' + v as u8;
+            (v / (E8 * E8), v % (E8 * E8), 2)
+        };
+        let lead_n = n - 8 * groups;
+        let first = eight(lead as u32) >> (8 * (8 - lead_n));
+        let mut out = [0u8; 24];
+        out[..8].copy_from_slice(&first.to_le_bytes());
+        match groups {
+            1 => {
+                if let Some(b) = out.get_mut(lead_n..lead_n + 8) {
+                    b.copy_from_slice(&eight(rest as u32).to_le_bytes());
+                }
+            }
+            2 => {
+                if let Some(b) = out.get_mut(lead_n..lead_n + 16) {
+                    let (x, y) = b.split_at_mut(8);
+                    x.copy_from_slice(&eight((rest / E8) as u32).to_le_bytes());
+                    y.copy_from_slice(&eight((rest % E8) as u32).to_le_bytes());
+                }
+            }
+            _ => {}
         }
-        i
+        buf.copy_from_slice(&out[..20]);
+        n
     }
 
     macro_rules! impl_int {
@@ -307,8 +551,13 @@ pub mod itoa_like {
                     let v = self as i128;
                     let neg = v < 0;
                     let mag = v.unsigned_abs();
-                    let mut i = if mag <= u64::MAX as u128 {
-                        digits(mag as u64, buf)
+                    let start = neg as usize;
+                    buf[0] = b'-';
+                    let end = if mag <= u64::MAX as u128 {
+                        let mut d = [0u8; 20];
+                        let n = digits(mag as u64, &mut d);
+                        buf[start..start + n].copy_from_slice(&d[..n]);
+                        start + n
                     } else {
                         // Beyond 64 bits (never in an image): the slow way.
                         let mut m = mag;
@@ -319,10 +568,11 @@ pub mod itoa_like {
                             m /= 10;
                             if m == 0 { break; }
                         }
-                        i
+                        let n = buf.len() - i;
+                        buf.copy_within(i.., start);
+                        start + n
                     };
-                    if neg { i -= 1; buf[i] = b'-'; }
-                    &buf[i..]
+                    &buf[..end]
                 }
             }
         )*};

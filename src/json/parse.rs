@@ -5,6 +5,14 @@
 //! can be encoded element by element without holding the whole document.
 //! Integers are exact (`i128`), strings are bytes: `\udc80`–`\udcff` lone
 //! surrogates turn back into the raw bytes they stand for.
+//!
+//! The hot paths (white space, plain string runs, keys, integers) work on
+//! the buffered bytes directly, eight at a time where they can; whatever
+//! they do not cover (escapes, a token cut by the end of the buffer, an
+//! integer past 64 bits) goes through the byte-by-byte paths, which give
+//! every value and every error.  Raw newlines only ever appear in white
+//! space (strings refuse control characters), so the line count is kept
+//! there.
 
 use std::io::Read;
 
@@ -68,6 +76,157 @@ impl Json {
     }
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+const SPACES: u64 = ONES * b' ' as u64;
+
+/// Eight bytes at `at`, little-endian, if there are eight.
+#[inline(always)]
+fn word(s: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; 8] = s.get(at..at.wrapping_add(8))?.try_into().ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// A mask with the high bit set in (at least) the first byte of `w` that
+/// is `"`, `\`, a control character or not ASCII; zero if none is.  Bits
+/// above the first such byte may be spurious (borrows), so only the lowest
+/// one counts.
+#[inline(always)]
+fn specials(w: u64) -> u64 {
+    let q = w ^ (ONES * b'"' as u64);
+    let bs = w ^ (ONES * b'\\' as u64);
+    let zero_q = q.wrapping_sub(ONES) & !q;
+    let zero_bs = bs.wrapping_sub(ONES) & !bs;
+    let ctl = w.wrapping_sub(ONES * 0x20) & !w;
+    (zero_q | zero_bs | ctl | w) & HIGHS
+}
+
+/// Whether every byte is a space.
+#[inline]
+fn all_spaces(s: &[u8]) -> bool {
+    let mut chunks = s.chunks_exact(8);
+    let words = chunks.by_ref().all(|c| c.try_into().ok().map(u64::from_le_bytes) == Some(SPACES));
+    words && chunks.remainder().iter().all(|&c| c == b' ')
+}
+
+/// Length of the run of plain bytes (printable ASCII other than `"` and
+/// `\`) at the start of `s`.
+#[inline]
+fn plain_run(s: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(w) = word(s, i) {
+        let m = specials(w);
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = s.get(i) {
+        if b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b) {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// How many of the eight bytes of `w` (in memory order) are ASCII digits
+/// before the first one that is not.
+#[inline(always)]
+fn digit_count(w: u64) -> usize {
+    const NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const THREES: u64 = ONES * 0x30;
+    // A digit's high nibble is 3, and stays 3 when 6 is added.  (A carry
+    // out of a byte only disturbs the bytes after it.)
+    let bad = ((w & NIBBLES) ^ THREES) | ((w.wrapping_add(ONES * 6) & NIBBLES) ^ THREES);
+    (bad.trailing_zeros() / 8) as usize
+}
+
+/// The value of the first `n` (1 to 8) bytes of `w`, ASCII digits.
+#[inline(always)]
+fn digits_value(w: u64, n: usize) -> u64 {
+    const THREES: u64 = ONES * 0x30;
+    // Move the digits up and fill in leading zeros below them.
+    let shift = (8 - n.clamp(1, 8)) * 8;
+    let w = if shift == 0 { w } else { (w << shift) | (THREES >> (64 - shift)) };
+    let w = w.wrapping_sub(THREES);
+    // Pairs, then fours, then all eight.
+    let w = w.wrapping_mul(10).wrapping_add(w >> 8);
+    let w = (w & 0x00ff_00ff_00ff_00ff).wrapping_mul(100).wrapping_add((w >> 16) & 0x00ff_00ff_00ff_00ff);
+    let w = (w & 0x0000_ffff_0000_ffff).wrapping_mul(10000).wrapping_add((w >> 32) & 0x0000_ffff_0000_ffff);
+    w & 0xffff_ffff
+}
+
+const POW10: [u64; 8] = [1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+/// Leading digits one by one: their value and count; None past `u64`.
+fn digits_loop(d: &[u8]) -> Option<(u64, usize)> {
+    let mut v: u64 = 0;
+    let mut n = 0usize;
+    for &c in d {
+        let x = c.wrapping_sub(b'0');
+        if x > 9 {
+            break;
+        }
+        v = if n < 19 { v * 10 + x as u64 } else { v.checked_mul(10)?.checked_add(x as u64)? };
+        n += 1;
+    }
+    Some((v, n))
+}
+
+/// An object key to look for with [`Parser::key_is`]: `"name": ` as
+/// little-endian words and masks.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyPattern {
+    words: [u64; 4],
+    masks: [u64; 4],
+    /// Words used; 0 for a name too long (or with characters that need
+    /// escapes): never matched.
+    n: u8,
+    /// Bytes of `"name": `.
+    len: usize,
+}
+
+impl KeyPattern {
+    /// Whether `w` holds the key from byte `sp` on.
+    #[inline(always)]
+    fn is_at(&self, w: &[u8; 40], sp: usize) -> bool {
+        let differs = |i: usize| {
+            let o = sp + 8 * i;
+            match w.get(o..o + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                Some(b) => (u64::from_le_bytes(b) ^ self.words[i]) & self.masks[i] != 0,
+                None => true,
+            }
+        };
+        let n = self.n;
+        !(n == 0 || differs(0) || (n > 1 && (differs(1) || (n > 2 && (differs(2) || (n > 3 && differs(3)))))))
+    }
+
+    pub(crate) fn new(name: &str) -> KeyPattern {
+        let mut text = Vec::with_capacity(name.len() + 4);
+        text.push(b'"');
+        text.extend_from_slice(name.as_bytes());
+        text.extend_from_slice(b"\": ");
+        let mut k = KeyPattern { words: [0; 4], masks: [0; 4], n: 0, len: text.len() };
+        let plain = name.bytes().all(|c| c != b'"' && c != b'\\' && (0x20..0x80).contains(&c));
+        if !plain || text.len() > 32 {
+            return k;
+        }
+        for (i, chunk) in text.chunks(8).enumerate().take(4) {
+            let mut w = [0u8; 8];
+            let mut m = [0u8; 8];
+            for (j, &c) in chunk.iter().enumerate() {
+                w[j] = c;
+                m[j] = 0xff;
+            }
+            k.words[i] = u64::from_le_bytes(w);
+            k.masks[i] = u64::from_le_bytes(m);
+        }
+        k.n = text.len().div_ceil(8) as u8;
+        k
+    }
+}
+
 /// The reader.  It keeps its own block buffer: the hot paths (white
 /// space, plain string runs, digits) work on the buffered bytes directly.
 pub struct Parser<R: Read> {
@@ -95,11 +254,34 @@ impl<R: Read> Parser<R> {
         self.base + self.at as u64
     }
 
+    /// Line and column (both from 1) of the current position, as errors
+    /// made now report them.
+    #[inline]
+    pub fn line_col(&self) -> (u64, u64) {
+        (self.line, self.position() - self.line_start + 1)
+    }
+
     /// An error at the current position.
     pub fn error(&self, msg: impl Into<String>) -> Error {
         let mut e = Error::new(ErrorKind::Json(msg.into()));
-        e.loc.line_col = Some((self.line, self.position() - self.line_start + 1));
+        e.loc.line_col = Some(self.line_col());
         e
+    }
+
+    /// The unread bytes of the buffer.
+    #[inline(always)]
+    fn avail(&self) -> &[u8] {
+        self.buf.get(self.at..self.len).unwrap_or(&[])
+    }
+
+    /// The next buffered byte, if any (no refill).
+    #[inline(always)]
+    fn cur(&self) -> Option<u8> {
+        if self.at < self.len {
+            self.buf.get(self.at).copied()
+        } else {
+            None
+        }
     }
 
     /// Refill the buffer when it is used up; false at the end of the input.
@@ -108,13 +290,18 @@ impl<R: Read> Parser<R> {
         if self.at < self.len {
             return Ok(true);
         }
+        self.refill()
+    }
+
+    #[cold]
+    fn refill(&mut self) -> Result<bool> {
         self.base += self.len as u64;
         self.at = 0;
         self.len = 0;
         loop {
             match self.r.read(&mut self.buf) {
                 Ok(n) => {
-                    self.len = n;
+                    self.len = n.min(self.buf.len());
                     return Ok(n > 0);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -125,8 +312,11 @@ impl<R: Read> Parser<R> {
 
     #[inline]
     fn peek(&mut self) -> Result<Option<u8>> {
-        if self.at < self.len || self.fill()? {
-            Ok(Some(self.buf[self.at]))
+        if let Some(b) = self.cur() {
+            return Ok(Some(b));
+        }
+        if self.fill()? {
+            Ok(self.cur())
         } else {
             Ok(None)
         }
@@ -146,18 +336,32 @@ impl<R: Read> Parser<R> {
     }
 
     /// Skip white space; the next byte, not consumed.
+    #[inline]
     pub fn skip_ws(&mut self) -> Result<Option<u8>> {
-        loop {
-            while self.at < self.len {
-                match self.buf[self.at] {
-                    b' ' | b'\t' | b'\r' => self.at += 1,
-                    b'\n' => {
-                        self.at += 1;
-                        self.line += 1;
-                        self.line_start = self.position();
-                    }
-                    other => return Ok(Some(other)),
+        let at = self.at;
+        if at + 2 <= self.len {
+            if let Some(&[a, b]) = self.buf.get(at..at + 2) {
+                if a > b' ' {
+                    return Ok(Some(a));
                 }
+                // One space, as between the tokens of raw JSON.
+                if a == b' ' && b > b' ' {
+                    self.at = at + 1;
+                    return Ok(Some(b));
+                }
+            }
+        }
+        match self.skip_ws_buffered() {
+            Some(b) => Ok(Some(b)),
+            None => self.skip_ws_slow(),
+        }
+    }
+
+    #[cold]
+    fn skip_ws_slow(&mut self) -> Result<Option<u8>> {
+        loop {
+            if let Some(b) = self.skip_ws_buffered() {
+                return Ok(Some(b));
             }
             if !self.fill()? {
                 return Ok(None);
@@ -165,8 +369,50 @@ impl<R: Read> Parser<R> {
         }
     }
 
+    /// Skip the white space in the buffer: the next byte, or None at the
+    /// end of the buffer.
+    #[inline(never)]
+    fn skip_ws_buffered(&mut self) -> Option<u8> {
+        let buf = self.buf.get(..self.len).unwrap_or(&[]);
+        let mut at = self.at;
+        while let Some(&b) = buf.get(at) {
+            match b {
+                b' ' | b'\t' | b'\r' => at += 1,
+                b'\n' => {
+                    at += 1;
+                    self.line += 1;
+                    self.line_start = self.base + at as u64;
+                    // Indentation: spaces, eight at a time.
+                    while let Some(w) = word(buf, at) {
+                        let x = w ^ SPACES;
+                        if x != 0 {
+                            at += (x.trailing_zeros() / 8) as usize;
+                            break;
+                        }
+                        at += 8;
+                    }
+                }
+                other => {
+                    self.at = at;
+                    return Some(other);
+                }
+            }
+        }
+        self.at = at;
+        None
+    }
+
     /// Consume `c` after white space, or fail.
+    #[inline(always)]
     pub fn expect(&mut self, c: u8, what: &str) -> Result<()> {
+        if c > b' ' && self.cur() == Some(c) {
+            self.at += 1;
+            return Ok(());
+        }
+        self.expect_slow(c, what)
+    }
+
+    fn expect_slow(&mut self, c: u8, what: &str) -> Result<()> {
         match self.skip_ws()? {
             Some(b) if b == c => {
                 self.bump()?;
@@ -179,7 +425,22 @@ impl<R: Read> Parser<R> {
 
     /// At the end of a container: consume `,` (returns true: more follows)
     /// or `close` (returns false).
+    #[inline(always)]
     pub fn next_or_close(&mut self, close: u8) -> Result<bool> {
+        match self.cur() {
+            Some(b',') => {
+                self.at += 1;
+                Ok(true)
+            }
+            Some(b) if b == close && close > b' ' => {
+                self.at += 1;
+                Ok(false)
+            }
+            _ => self.next_or_close_slow(close),
+        }
+    }
+
+    fn next_or_close_slow(&mut self, close: u8) -> Result<bool> {
         match self.skip_ws()? {
             Some(b',') => {
                 self.bump()?;
@@ -207,7 +468,9 @@ impl<R: Read> Parser<R> {
         self.value_at(0)
     }
 
-    fn value_at(&mut self, depth: usize) -> Result<Json> {
+    /// Parse one complete value found at nesting `depth` (the depth counts
+    /// towards [`MAX_DEPTH`]).
+    pub(crate) fn value_at(&mut self, depth: usize) -> Result<Json> {
         if depth > MAX_DEPTH {
             return Err(self.error("JSON nested too deeply"));
         }
@@ -268,6 +531,93 @@ impl<R: Read> Parser<R> {
         })
     }
 
+    /// An object key followed by `:` (and a space, if one follows), handed to `f` as bytes: straight
+    /// from the buffer when it is plain ASCII without escapes, else
+    /// decoded into `scratch` (exactly as [`Parser::key_into`] decodes it,
+    /// with its errors).  Returns what `f` returns.
+    #[inline]
+    pub(crate) fn key_with<T>(&mut self, scratch: &mut Vec<u8>, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
+        match self.skip_ws()? {
+            Some(b'"') => {}
+            _ => return Err(self.error("expected a string key")),
+        }
+        let t = self.string_with(scratch, f)?;
+        self.expect(b':', "':'")?;
+        // The space crit writes before the value (white space either way).
+        if self.cur() == Some(b' ') {
+            self.at += 1;
+        }
+        Ok(t)
+    }
+
+    /// A string (the opening quote not yet consumed) handed to `f` as
+    /// bytes: straight from the buffer when it is plain ASCII without
+    /// escapes, else decoded into `scratch` (exactly as
+    /// [`Parser::string_into`] decodes it, with its errors).
+    #[inline]
+    pub(crate) fn string_with<T>(&mut self, scratch: &mut Vec<u8>, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
+        let rest = self.buf.get(self.at + 1..self.len).unwrap_or(&[]);
+        let n = plain_run(rest);
+        if self.cur() == Some(b'"') && rest.get(n) == Some(&b'"') {
+            let t = f(rest.get(..n).unwrap_or(&[]));
+            self.at += n + 2;
+            return Ok(t);
+        }
+        scratch.clear();
+        self.string_into(scratch)?;
+        Ok(f(scratch))
+    }
+
+    /// Whether the next bytes are the key `k` as crit writes keys
+    /// (`"name": `, no escapes; after one space, or none) whole in the
+    /// buffer: consumed if so, the value is next.  (A key written
+    /// otherwise, or cut by the end of the buffer, is not matched: read it
+    /// with [`Parser::key_with`].)
+    #[inline(always)]
+    pub(crate) fn key_is(&mut self, k: &KeyPattern) -> bool {
+        let Some(w) = self.buf.get(self.at..self.len).and_then(|b| b.first_chunk::<40>()) else { return false };
+        let sp = (w[0] == b' ') as usize;
+        if !k.is_at(w, sp) {
+            return false;
+        }
+        self.at += sp + k.len;
+        true
+    }
+
+    /// [`Parser::key_is`] on the next line, `indent` spaces in (as in
+    /// indented JSON, where the keys of an object line up).
+    #[inline]
+    pub(crate) fn key_is_indented(&mut self, indent: usize, k: &KeyPattern) -> bool {
+        let Some(b) = self.buf.get(self.at..self.len) else { return false };
+        let Some(w) = b.get(1 + indent..).and_then(|r| r.first_chunk::<40>()) else { return false };
+        if b.first() != Some(&b'\n') || !b.get(1..1 + indent).is_some_and(all_spaces) || !k.is_at(w, 0) {
+            return false;
+        }
+        self.line += 1;
+        self.line_start = self.base + (self.at + 1) as u64;
+        self.at += 1 + indent + k.len;
+        true
+    }
+
+    /// A newline and `indent` spaces, consumed if they are next.
+    #[inline]
+    pub(crate) fn newline_indent(&mut self, indent: usize) -> bool {
+        let Some(b) = self.buf.get(self.at..self.len) else { return false };
+        if b.first() != Some(&b'\n') || !b.get(1..1 + indent).is_some_and(all_spaces) {
+            return false;
+        }
+        self.line += 1;
+        self.line_start = self.base + (self.at + 1) as u64;
+        self.at += 1 + indent;
+        true
+    }
+
+    /// The column of the current position (from 0).
+    #[inline]
+    pub(crate) fn column(&self) -> usize {
+        (self.position() - self.line_start) as usize
+    }
+
     fn word(&mut self, w: &str, v: Json) -> Result<Json> {
         for &c in w.as_bytes() {
             if self.bump()? != Some(c) {
@@ -277,23 +627,92 @@ impl<R: Read> Parser<R> {
         Ok(v)
     }
 
-    fn number(&mut self) -> Result<Json> {
-        // Fast path: a plain integer that fits in 64 bits, all in the buffer.
-        {
-            let b = &self.buf[self.at..self.len];
-            let neg = b.first() == Some(&b'-');
-            let d = &b[neg as usize..];
-            let n = d.iter().take_while(|c| c.is_ascii_digit()).count();
-            let end = neg as usize + n;
-            let terminated = b.get(end).is_some_and(|c| !matches!(c, b'.' | b'e' | b'E' | b'+' | b'-' | b'0'..=b'9'));
-            if n > 0 && n <= 18 && terminated && !(n > 1 && d[0] == b'0') {
-                let mut v: i64 = 0;
-                for &c in &d[..n] {
-                    v = v * 10 + (c - b'0') as i64;
-                }
-                self.at += end;
-                return Ok(Json::Int(if neg { -(v as i128) } else { v as i128 }));
+    /// A plain integer literal (`-`, digits without a leading zero, then a
+    /// byte that ends the number) held whole in the buffer, whose
+    /// magnitude fits in 64 bits: consumed and returned as (negative,
+    /// magnitude).  None, with nothing consumed, for anything else (a
+    /// fraction, an exponent, a number cut by the end of the buffer, a
+    /// bigger one, or not a number): [`Parser::value`] then reads it.
+    #[inline(always)]
+    pub(crate) fn int_fast(&mut self) -> Option<(bool, u64)> {
+        let Some(w) = self.buf.get(self.at..self.len).and_then(|b| b.first_chunk::<24>()) else {
+            // Near the end of the buffer.
+            return self.int_words();
+        };
+        // One digit, then a separator: the most common number of all.
+        let x = w[0].wrapping_sub(b'0');
+        if x <= 9 && matches!(w[1], b',' | b'}' | b']' | b' ' | b'\n') {
+            self.at += 1;
+            return Some((false, x as u64));
+        }
+        let neg = w[0] == b'-';
+        let o = neg as usize;
+        let at = |i: usize| w.get(i..i + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_le_bytes);
+        let w0 = at(o)?;
+        let n0 = digit_count(w0);
+        let (v, n) = if n0 < 8 {
+            (digits_value(w0, n0), n0)
+        } else {
+            let w1 = at(o + 8)?;
+            let n1 = digit_count(w1);
+            if n1 == 8 {
+                return self.int_words();
             }
+            let low = if n1 > 0 { digits_value(w1, n1) } else { 0 };
+            (digits_value(w0, 8) * POW10.get(n1).copied().unwrap_or(0) + low, 8 + n1)
+        };
+        if n == 0 || (n > 1 && w.get(o) == Some(&b'0')) {
+            return None;
+        }
+        match w.get(o + n) {
+            Some(b'.' | b'e' | b'E' | b'+' | b'-') | None => None,
+            Some(_) => {
+                self.at += o + n;
+                Some((neg, v))
+            }
+        }
+    }
+
+    /// [`Parser::int_fast`] for a non-negative integer up to `max`; None,
+    /// with nothing consumed, for anything else.
+    #[inline(always)]
+    pub(crate) fn uint_fast(&mut self, max: u64) -> Option<u64> {
+        let at = self.at;
+        match self.int_fast() {
+            Some((false, v)) if v <= max => Some(v),
+            Some(_) => {
+                self.at = at;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// [`Parser::int_fast`] anywhere in the buffer (near its end, or past
+    /// 16 digits).
+    #[inline(never)]
+    fn int_words(&mut self) -> Option<(bool, u64)> {
+        let b = self.avail();
+        let (neg, d) = match b.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, b),
+        };
+        let (v, n) = digits_loop(d)?;
+        if n == 0 || (n > 1 && d.first() == Some(&b'0')) {
+            return None;
+        }
+        match d.get(n) {
+            Some(b'.' | b'e' | b'E' | b'+' | b'-' | b'0'..=b'9') | None => None,
+            Some(_) => {
+                self.at += n + neg as usize;
+                Some((neg, v))
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Json> {
+        if let Some((neg, v)) = self.int_fast() {
+            return Ok(Json::Int(if neg { -(v as i128) } else { v as i128 }));
         }
         let mut s = String::new();
         if self.peek()? == Some(b'-') {
@@ -361,37 +780,46 @@ impl<R: Read> Parser<R> {
 
     /// A string appended to `out` (the opening quote not yet consumed).
     pub fn string_into(&mut self, out: &mut Vec<u8>) -> Result<()> {
-        self.bump()?; // the quote
-                      // Start of the bytes copied from the input since the last escape:
-                      // those must be UTF-8; bytes made by `\udcXX` escapes need not be.
+        // The quote.
+        if self.cur() == Some(b'"') {
+            self.at += 1;
+        } else {
+            self.bump()?;
+        }
+        // Start of the bytes copied from the input since the last escape:
+        // those must be UTF-8; bytes made by `\udcXX` escapes need not be.
         let mut seg = out.len();
         // Whether every byte copied since `seg` is ASCII (then no check).
         let mut ascii = true;
         loop {
-            // Copy a run of plain bytes straight from the buffer.
             if !self.fill()? {
                 return Err(self.error("unterminated string"));
             }
-            let buf = &self.buf[self.at..self.len];
-            let mut high = 0u8;
-            let run = buf
-                .iter()
-                .position(|&b| {
-                    high |= b;
-                    b == b'"' || b == b'\\' || b < 0x20
-                })
-                .unwrap_or(buf.len());
+            // Copy a run of plain bytes straight from the buffer.
+            let buf = self.avail();
+            let run = plain_run(buf);
             if run > 0 {
-                out.extend_from_slice(&buf[..run]);
+                out.extend_from_slice(buf.get(..run).unwrap_or(&[]));
                 self.at += run;
-                ascii &= high < 0x80 || buf[..run].is_ascii();
+                if self.cur() == Some(b'"') {
+                    self.at += 1;
+                    break;
+                }
+                continue;
+            }
+            if buf.first().is_some_and(|&b| b >= 0x80) {
+                // Not ASCII: copied as it is, checked as UTF-8 below.
+                let n = buf.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(buf.len());
+                out.extend_from_slice(buf.get(..n).unwrap_or(&[]));
+                self.at += n;
+                ascii = false;
                 continue;
             }
             let c = self.bump()?.unwrap_or(0);
             match c {
                 b'"' => break,
                 b'\\' => {
-                    if !ascii && std::str::from_utf8(&out[seg..]).is_err() {
+                    if !ascii && std::str::from_utf8(out.get(seg..).unwrap_or(&[])).is_err() {
                         return Err(self.error("string is not UTF-8"));
                     }
                     let e = self.bump()?.ok_or_else(|| self.error("truncated escape"))?;
@@ -445,7 +873,7 @@ impl<R: Read> Parser<R> {
                 _ => return Err(self.error("control character in a string")),
             }
         }
-        if !ascii && std::str::from_utf8(&out[seg..]).is_err() {
+        if !ascii && std::str::from_utf8(out.get(seg..).unwrap_or(&[])).is_err() {
             return Err(self.error("string is not UTF-8"));
         }
         Ok(())
@@ -486,6 +914,10 @@ mod tests {
     #[test]
     fn big_integers_are_exact() {
         assert_eq!(parse_slice(b"18446744073709551615").unwrap(), Json::Int(u64::MAX as i128));
+        assert_eq!(parse_slice(b"[18446744073709551616]").unwrap(), Json::Arr(vec![Json::Int(u64::MAX as i128 + 1)]));
+        assert_eq!(parse_slice(b"[-18446744073709551615]").unwrap(), Json::Arr(vec![Json::Int(-(u64::MAX as i128))]));
+        assert_eq!(parse_slice(b"[99999999999999999999]").unwrap(), Json::Arr(vec![Json::Int(99999999999999999999)]));
+        assert_eq!(parse_slice(b"[-0]").unwrap(), Json::Arr(vec![Json::Int(0)]));
     }
 
     #[test]
@@ -498,5 +930,112 @@ mod tests {
         assert!(parse_slice(b"[1] x").is_err());
         let deep = "[".repeat(1000);
         assert!(parse_slice(deep.as_bytes()).is_err());
+    }
+
+    /// A reader that hands out its bytes `n` at a time, so that every token
+    /// is cut by the end of the buffer somewhere.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// The value (or the error, with its position) and where the parser
+    /// stopped.
+    fn outcome<R: Read>(mut p: Parser<R>) -> (String, (u64, u64)) {
+        let r = p.value().and_then(|v| p.expect_end().map(|_| v));
+        let text = match r {
+            Ok(v) => format!("{v:?}"),
+            Err(e) => format!("{e} {:?}", e.loc.line_col),
+        };
+        (text, p.line_col())
+    }
+
+    /// The fast paths (whole buffer) and the byte-by-byte ones (one byte
+    /// per read) agree on values, errors and positions.
+    #[test]
+    fn fast_and_slow_paths_agree() {
+        let mut docs: Vec<Vec<u8>> = vec![
+            b"{\"k\": \"plain text of some length\", \"n\": -123, \"m\": 18446744073709551615}".to_vec(),
+            b"{\n    \"a\": [\n        1,\n        2\n    ],\n\t\"b\"  :  \"x\"\r\n}".to_vec(),
+            b"[\"\\u00e9t\\u00e9 \\ud83d\\ude00 \\udc80\", \"caf\xc3\xa9 au lait\", \"\xff\"]".to_vec(),
+            b"[\"a\nb\"]".to_vec(),
+            b"[\"a\\qb\"]".to_vec(),
+            b"[12.5e3, -0, 1e400, 123456789012345678901234567890]".to_vec(),
+            b"[0123]".to_vec(),
+            b"{\"a\" 1}".to_vec(),
+            b"[1 2]".to_vec(),
+            b"\"unterminated".to_vec(),
+            b"{\"\\u0061b\": 1, \"\xc3\xa9\": 2}".to_vec(),
+        ];
+        // Every special byte at every offset of a string longer than a word.
+        for at in 0..20 {
+            for special in [b'"', b'\\', b'\n', 0x01, 0x7f, 0xc3] {
+                let mut s = vec![b'['; 1];
+                s.push(b'"');
+                let mut body = vec![b'x'; 21];
+                body[at] = special;
+                if special == 0xc3 {
+                    body[at + 1] = 0xa9;
+                }
+                s.extend_from_slice(&body);
+                s.extend_from_slice(b"\", 7]");
+                docs.push(s);
+            }
+        }
+        for d in &docs {
+            let fast = outcome(Parser::new(&d[..]));
+            for n in [1, 3, 8] {
+                let slow = outcome(Parser::new(Trickle(d, n)));
+                assert_eq!(fast, slow, "{:?} read {n} at a time", String::from_utf8_lossy(d));
+            }
+        }
+    }
+
+    #[test]
+    fn keys_with_and_without_escapes() {
+        let doc = b"{\"plain\": 1, \"es\\u0063aped\": 2, \"\xc3\xa9t\xc3\xa9\": 3}";
+        for n in [1usize, 4, 1 << 16] {
+            let mut p = Parser::new(Trickle(doc, n));
+            let mut scratch = Vec::new();
+            let mut keys = Vec::new();
+            p.expect(b'{', "'{'").unwrap();
+            loop {
+                keys.push(p.key_with(&mut scratch, |k| k.to_vec()).unwrap());
+                p.value().unwrap();
+                if !p.next_or_close(b'}').unwrap() {
+                    break;
+                }
+            }
+            assert_eq!(keys, [b"plain".to_vec(), b"escaped".to_vec(), "été".as_bytes().to_vec()]);
+        }
+    }
+
+    #[test]
+    fn int_fast_takes_only_what_value_would_read_as_an_integer() {
+        for (text, want) in [
+            ("7,", Some((false, 7))),
+            ("-9223372036854775808]", Some((true, 1 << 63))),
+            ("18446744073709551615 ", Some((false, u64::MAX))),
+            ("18446744073709551616 ", None),
+            ("0}", Some((false, 0))),
+            ("01,", None),
+            ("1.5,", None),
+            ("1e3,", None),
+            ("-,", None),
+            ("12", None),
+        ] {
+            let mut p = Parser::new(text.as_bytes());
+            p.skip_ws().unwrap();
+            assert_eq!(p.int_fast(), want, "{text}");
+            if want.is_none() {
+                assert_eq!(p.position(), 0, "{text}: nothing consumed");
+            }
+        }
     }
 }

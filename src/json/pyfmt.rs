@@ -6,30 +6,59 @@ use super::maps::{Dict, FlagMap};
 
 /// `"0x%x" % v` (negative values print as `0x-5`, as Python does).
 pub fn hex(v: i128) -> String {
-    if v < 0 {
-        format!("0x-{:x}", v.unsigned_abs())
-    } else {
-        format!("0x{v:x}")
+    let mut s = Vec::with_capacity(20);
+    hex_into(&mut s, v);
+    String::from_utf8_lossy(&s).into_owned()
+}
+
+/// [`hex`], appended to a buffer.
+pub fn hex_into(out: &mut Vec<u8>, v: i128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(if v < 0 { b"0x-" } else { b"0x" });
+    let mut m = v.unsigned_abs();
+    let mut tmp = [0u8; 32];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = DIGITS[(m & 15) as usize];
+        m >>= 4;
+        if m == 0 {
+            break;
+        }
     }
+    out.extend_from_slice(&tmp[i..]);
 }
 
 /// crit's `map_flags`: the names of the map's bits that are set, in map
 /// order, joined by `" | "`, then the other bits as one hex token.
 pub fn map_flags(v: i128, map: FlagMap) -> String {
-    let mut parts: Vec<String> = Vec::new();
+    let mut s = Vec::new();
+    map_flags_into(&mut s, v, map);
+    String::from_utf8_lossy(&s).into_owned()
+}
+
+/// [`map_flags`], appended to a buffer.
+pub fn map_flags_into(out: &mut Vec<u8>, v: i128, map: FlagMap) {
+    let mut first = true;
     let mut all: i128 = 0;
     for (name, mask) in map {
         let m = *mask as i128;
         if v & m != 0 {
-            parts.push((*name).to_string());
+            if !first {
+                out.extend_from_slice(b" | ");
+            }
+            out.extend_from_slice(name.as_bytes());
+            first = false;
         }
         all += m;
     }
     let rest = v & !all;
     if rest != 0 {
-        parts.push(hex(rest));
+        if !first {
+            out.extend_from_slice(b" | ");
+        }
+        hex_into(out, rest);
     }
-    parts.join(" | ")
 }
 
 /// crit's `unmap_flags`: `""` is 0; else the sum of each `|`-separated

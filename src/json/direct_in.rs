@@ -1,0 +1,1252 @@
+//! Encode: crit's JSON text straight to protobuf wire bytes, with no
+//! message tree in between.
+//!
+//! [`DirectEncoder`] reads one JSON object key by key, matches each key
+//! against the static descriptor (crit lists fields in number order, so
+//! the field after the previous one is tried first) and appends the
+//! field's wire form to one byte buffer as it goes: integers from the
+//! parser's integer fast path, strings copied from the input, nested
+//! messages written in place behind a length byte that is widened when
+//! they turn out longer.  It gives exactly the bytes, and the errors, of
+//! parsing into a [`Message`] with [`super::map::message_from_parser`] and
+//! encoding that:
+//!
+//! - values in the forms crit's JSON does not use much (nice-mode text
+//!   other than hex and flag names, floats, booleans, bytes, `str()` of
+//!   non-strings, IP address lists, anything out of range) are read as a
+//!   [`Json`] value and converted by the functions of [`super::map`], the
+//!   same calls the message path makes;
+//! - a key out of number order, a key given twice (the last one counts,
+//!   as in Python) and the `"__unknown"` list make the message keep a
+//!   record of each value's field number and byte span (built from the
+//!   bytes written so far when the first such key comes), replaying on it
+//!   what the message path does to its list of fields; the bytes are put
+//!   in that order when the message ends;
+//! - required fields are tracked as keys are seen, and the list of the
+//!   missing ones (with their dotted paths) is made only when one is.
+
+use std::io::Read;
+use std::sync::OnceLock;
+
+use super::map::{field_from_json, locate, scalar_or_msg, unknown_fields, UNKNOWN_KEY};
+use super::maps;
+use super::parse::{Json, KeyPattern, Parser};
+use super::pyfmt;
+use crate::error::{Error, ErrorKind, Result};
+use crate::schema::{FieldDesc, Label, MessageDesc, MsgId, Type, MESSAGES};
+use crate::wire::{self, Message, Value};
+
+/// Results inside the walk: errors boxed, so that the hot paths move a
+/// pointer, not a whole [`Error`].
+type Res<T> = std::result::Result<T, Box<Error>>;
+
+/// One value written into a message's bytes, once the message keeps
+/// records: what the message path holds as one `(number, value)` pair.
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    number: u32,
+    /// Its bytes (key and data) in the output buffer.
+    start: usize,
+    end: usize,
+    /// A value of the `"__unknown"` list (not a known field's value).
+    unknown: bool,
+    /// A nested message of a known field.
+    msg: bool,
+    /// 1 + index in [`DirectEncoder::missing`] of the required fields that
+    /// nested message lacks; 0 when it lacks none.
+    missing: usize,
+}
+
+/// The state of one message being written.
+struct Frame {
+    ty: MsgId,
+    desc: &'static MessageDesc,
+    /// Where its bytes start in the output buffer.
+    start: usize,
+    /// Fields whose key was seen, by index modulo 128 as the message path
+    /// counts them: indexes 0–63, then 64–127.
+    seen: [u64; 2],
+    /// Keys came in field-number order.
+    sorted: bool,
+    /// Number of the previous known key.
+    last: u32,
+    /// The records, once kept.
+    recs: Option<Vec<Rec>>,
+    /// The bytes must be put in record order at the end.
+    dirty: bool,
+    /// A nested message lacks required fields.
+    child_missing: bool,
+}
+
+/// What the fast path made of a value.
+enum Fast {
+    /// Written.
+    Done,
+    /// Read but not written: convert it the message path's way.
+    Value(Json),
+    /// Nothing read: read it as a [`Json`] value and convert it.
+    Skip,
+}
+
+/// What a key names.
+enum Key {
+    Field(usize, &'static FieldDesc),
+    Unknown,
+    Other,
+}
+
+/// Reusable buffers of the direct encoder.
+pub struct DirectEncoder {
+    /// The entry's wire bytes.
+    out: Buf,
+    /// Keys with escapes.
+    key: Vec<u8>,
+    /// Enum names and nice-mode integer texts.
+    text: Vec<u8>,
+    /// Missing required fields of nested messages (paths relative to them).
+    missing: Vec<Vec<String>>,
+    /// Record lists to reuse.
+    pool: Vec<Vec<Rec>>,
+    /// A message for values converted the message path's way.
+    tmp: Message,
+    /// Bytes being put in record order.
+    reorder: Vec<u8>,
+}
+
+impl Default for DirectEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DirectEncoder {
+    /// An encoder with empty buffers.
+    pub fn new() -> Self {
+        DirectEncoder {
+            out: Buf::new(),
+            key: Vec::new(),
+            text: Vec::new(),
+            missing: Vec::new(),
+            pool: Vec::new(),
+            tmp: Message::new(MsgId(0)),
+            reorder: Vec::new(),
+        }
+    }
+
+    /// Parse the next JSON value, an object, into the wire bytes of a
+    /// message of type `ty`: the bytes, values and errors of
+    /// [`super::map::message_from_parser`] followed by
+    /// [`Message::encode`], with a
+    /// [`MissingRequired`](ErrorKind::MissingRequired) error where the
+    /// message lacks a required field (as encode refuses it).  The bytes
+    /// are valid until the next call.
+    pub fn message<R: Read>(&mut self, p: &mut Parser<R>, ty: MsgId) -> Result<&[u8]> {
+        self.entry(p, ty, false)
+    }
+
+    /// [`DirectEncoder::message`] for an entry of an image; `pagemap_entry`
+    /// applies the reading of crit ≤ 4.1's pagemap JSON that encode applies
+    /// (`nr_pages` without `compat_nr_pages` goes to field 2).
+    pub(crate) fn entry<R: Read>(&mut self, p: &mut Parser<R>, ty: MsgId, pagemap_entry: bool) -> Result<&[u8]> {
+        self.out.clear();
+        self.missing.clear();
+        match self.object(p, ty, 0, pagemap_entry).map_err(|e| *e)? {
+            None => Ok(self.out.bytes()),
+            Some(fields) => Err(Error::new(ErrorKind::MissingRequired { message: ty.desc().name, fields })),
+        }
+    }
+
+    /// One message: its bytes appended to `out`; the required fields it
+    /// lacks (dotted paths), if any.
+    fn object<R: Read>(
+        &mut self,
+        p: &mut Parser<R>,
+        ty: MsgId,
+        depth: usize,
+        legacy: bool,
+    ) -> Res<Option<Vec<String>>> {
+        if depth > wire::MAX_DEPTH {
+            return Err(p.error("messages nested too deeply").into());
+        }
+        let desc = ty.desc();
+        if p.skip_ws()? != Some(b'{') {
+            let v = p.value()?;
+            return Err(Error::value(format!("expected an object for {}, found {}", desc.name, v.type_name())).into());
+        }
+        p.expect(b'{', "'{'")?;
+        let mut st = Frame {
+            ty,
+            desc,
+            start: self.out.len(),
+            seen: [0; 2],
+            sorted: true,
+            last: 0,
+            recs: None,
+            dirty: false,
+            child_missing: false,
+        };
+        if desc.fields.len() > 128 {
+            // Field bits alias: keep records from the start.
+            st.recs = Some(self.pool.pop().unwrap_or_default());
+        }
+        if p.skip_ws()? == Some(b'}') {
+            p.expect(b'}', "'}'")?;
+            return Ok(self.finish(st, legacy));
+        }
+        let keys = plan(ty).map(|p| &p.keys[..]).unwrap_or(&[]);
+        // Indented JSON: where the next keys start on their lines.
+        let indent = p.column();
+        let mut hint = 0usize;
+        loop {
+            // The key of the field after the previous one, matched in the
+            // buffer; any other key is read and looked up.
+            let next = match (keys.get(hint), desc.fields.get(hint)) {
+                (Some(k), Some(f)) if p.key_is(k) => Some((hint, f)),
+                (Some(k), Some(f)) if p.key_is_indented(indent, k) => Some((hint, f)),
+                // After other white space.
+                (Some(k), Some(f)) if p.skip_ws()? == Some(b'"') && p.key_is(k) => Some((hint, f)),
+                // Fields left out before the next one.
+                _ => later_key(p, keys, desc, hint),
+            };
+            let key = match next {
+                Some((idx, f)) => Key::Field(idx, f),
+                None => p.key_with(&mut self.key, |k| lookup(desc, hint, k))?,
+            };
+            match key {
+                Key::Field(idx, f) => {
+                    hint = idx + 1;
+                    let again = if idx < 64 {
+                        let bit = 1u64 << idx;
+                        let was = st.seen[0] & bit != 0;
+                        st.seen[0] |= bit;
+                        was
+                    } else {
+                        see(&mut st.seen, idx) || idx >= 128
+                    };
+                    if again || f.number < st.last {
+                        self.out_of_order(&mut st, f.number, again);
+                    }
+                    st.last = f.number;
+                    self.field(p, f, depth, &mut st).map_err(|e| Box::new(locate(*e, p).in_field(f.name)))?;
+                }
+                Key::Unknown => {
+                    let v = p.value()?;
+                    self.unknown(&mut st, &v).map_err(|e| Box::new(locate(e, p).in_field(UNKNOWN_KEY)))?;
+                }
+                Key::Other => {
+                    p.value()?;
+                }
+            }
+            if !p.next_or_close(b'}')? {
+                break;
+            }
+        }
+        Ok(self.finish(st, legacy))
+    }
+
+    /// A key given again (`again`: the last one counts) or out of number
+    /// order: the message keeps records from now on.
+    #[cold]
+    fn out_of_order(&mut self, st: &mut Frame, number: u32, again: bool) {
+        self.records(st);
+        if again {
+            if let Some(recs) = st.recs.as_mut() {
+                recs.retain(|r| r.number != number);
+            }
+        }
+        if number < st.last {
+            st.sorted = false;
+        }
+        st.dirty = true;
+    }
+
+    #[inline]
+    fn field<R: Read>(&mut self, p: &mut Parser<R>, f: &'static FieldDesc, depth: usize, st: &mut Frame) -> Res<()> {
+        match (f.label, f.ty) {
+            (Label::Repeated, Type::Message(sub)) => self.messages(p, f, sub, depth, st),
+            (_, Type::Message(sub)) => self.nested(p, f, sub, depth, st),
+            (Label::Repeated, _) => self.list(p, f, depth, st),
+            (_, ty) => {
+                let start = self.out.len();
+                if self.varint(p, f.number, ty)? {
+                    note(st, f.number, start, self.out.len());
+                    return Ok(());
+                }
+                self.scalar(p, f, depth, st)
+            }
+        }
+    }
+
+    /// The most common value: a plain non-negative integer for a field
+    /// written as a varint, in range.  False, with nothing read, otherwise.
+    #[inline(always)]
+    fn varint<R: Read>(&mut self, p: &mut Parser<R>, number: u32, ty: Type) -> Res<bool> {
+        let (max, zigzag) = varint_kind(ty);
+        if max == 0 {
+            return Ok(false);
+        }
+        // Right after `"key": ` or `[`, `, ` as crit writes them; else (other
+        // white space, or not a plain number) the general path reads it.
+        match p.uint_fast(max) {
+            Some(v) => {
+                // The zigzag form of a non-negative number is twice it.
+                self.out.varint(number, if zigzag { v << 1 } else { v });
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// A repeated message field.
+    fn messages<R: Read>(
+        &mut self,
+        p: &mut Parser<R>,
+        f: &'static FieldDesc,
+        sub: MsgId,
+        depth: usize,
+        st: &mut Frame,
+    ) -> Res<()> {
+        if p.skip_ws()? != Some(b'[') {
+            let v = p.value()?;
+            return Err(Error::value(format!("expected a list, found {}", v.type_name())).into());
+        }
+        p.expect(b'[', "'['")?;
+        if p.skip_ws()? == Some(b']') {
+            return Ok(p.expect(b']', "']'")?);
+        }
+        let mut i = 0;
+        loop {
+            self.nested(p, f, sub, depth, st).map_err(|e| Box::new(e.in_index(i)))?;
+            i += 1;
+            if !p.next_or_close(b']')? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A singular scalar field other than [`DirectEncoder::varint`]'s.
+    fn scalar<R: Read>(&mut self, p: &mut Parser<R>, f: &'static FieldDesc, depth: usize, st: &mut Frame) -> Res<()> {
+        let start = self.out.len();
+        match self.fast(p, f)? {
+            Fast::Done => {
+                note(st, f.number, start, self.out.len());
+                Ok(())
+            }
+            Fast::Value(v) => {
+                let r = self.converted(f, &v, depth, st);
+                self.reclaim(v);
+                r
+            }
+            Fast::Skip => {
+                let v = p.value()?;
+                self.converted(f, &v, depth, st)
+            }
+        }
+    }
+
+    /// A nested message as the value of field `f`.
+    fn nested<R: Read>(
+        &mut self,
+        p: &mut Parser<R>,
+        f: &'static FieldDesc,
+        sub: MsgId,
+        depth: usize,
+        st: &mut Frame,
+    ) -> Res<()> {
+        let start = self.out.len();
+        let len_at = self.out.open_len(f.number);
+        let missing = self.object(p, sub, depth + 1, false)?;
+        self.out.close_len(len_at);
+        let end = self.out.len();
+        let Some(list) = missing else {
+            if let Some(recs) = st.recs.as_mut() {
+                recs.push(Rec { number: f.number, start, end, unknown: false, msg: true, missing: 0 });
+            }
+            return Ok(());
+        };
+        self.missing.push(list);
+        let mi = self.missing.len();
+        st.child_missing = true;
+        if st.recs.is_none() {
+            // The records made from the bytes end with this message.
+            self.records(st);
+            if let Some(r) = st.recs.as_mut().and_then(|r| r.last_mut()) {
+                r.missing = mi;
+            }
+        } else if let Some(recs) = st.recs.as_mut() {
+            recs.push(Rec { number: f.number, start, end, unknown: false, msg: true, missing: mi });
+        }
+        Ok(())
+    }
+
+    /// A repeated scalar field: a list read item by item; from the first
+    /// item the fast path does not write, the rest are read as values and
+    /// converted after the list, as the message path converts them.
+    fn list<R: Read>(&mut self, p: &mut Parser<R>, f: &'static FieldDesc, depth: usize, st: &mut Frame) -> Res<()> {
+        if f.opts.ipadd || p.skip_ws()? != Some(b'[') {
+            let v = p.value()?;
+            return self.converted(f, &v, depth, st);
+        }
+        p.expect(b'[', "'['")?;
+        if p.skip_ws()? == Some(b']') {
+            return Ok(p.expect(b']', "']'")?);
+        }
+        let mut n = 0usize;
+        let mut rest: Vec<Json> = Vec::new();
+        let indent = p.column();
+        loop {
+            if rest.is_empty() {
+                let start = self.out.len();
+                if !p.newline_indent(indent) {
+                    p.skip_ws()?;
+                }
+                if self.varint(p, f.number, f.ty)? {
+                    note(st, f.number, start, self.out.len());
+                } else {
+                    match self.fast(p, f)? {
+                        Fast::Done => note(st, f.number, start, self.out.len()),
+                        Fast::Value(v) => rest.push(v),
+                        // The items of a list value are read at depth 1.
+                        Fast::Skip => rest.push(p.value_at(1)?),
+                    }
+                }
+            } else {
+                rest.push(p.value_at(1)?);
+            }
+            n += 1;
+            if !p.next_or_close(b']')? {
+                break;
+            }
+        }
+        let first = n - rest.len();
+        for (k, item) in rest.iter().enumerate() {
+            let v = scalar_or_msg(f, item, depth).map_err(|e| e.in_index(first + k))?;
+            let mut m = std::mem::replace(&mut self.tmp, Message::new(st.ty));
+            m.ty = st.ty;
+            m.fields.clear();
+            m.fields.push((f.number, v));
+            self.put_values(st, &mut m);
+            self.tmp = m;
+        }
+        Ok(())
+    }
+
+    /// Write a value of field `f` the fast way where it can.
+    #[inline]
+    fn fast<R: Read>(&mut self, p: &mut Parser<R>, f: &'static FieldDesc) -> Res<Fast> {
+        let Some(b) = p.skip_ws()? else { return Ok(Fast::Skip) };
+        let out = &mut self.out;
+        Ok(match f.ty {
+            Type::String if b == b'"' => {
+                let len_at = out.open_len(f.number);
+                p.string_with(&mut self.text, |s| out.put_slice(s))?;
+                out.close_len(len_at);
+                Fast::Done
+            }
+            Type::Enum(e) => match b {
+                b'"' => {
+                    // The number of the first value of that name.
+                    let values = e.desc().values;
+                    let found = p.string_with(&mut self.text, |name| {
+                        values.iter().find(|v| same(v.0.as_bytes(), name)).map(|v| v.1).ok_or_else(|| name.to_vec())
+                    })?;
+                    match found {
+                        Ok(v) => {
+                            out.varint(f.number, v as i64 as u64);
+                            Fast::Done
+                        }
+                        Err(name) => Fast::Value(Json::Str(name)),
+                    }
+                }
+                b'-' | b'0'..=b'9' => match p.int_fast() {
+                    Some((neg, mag)) => {
+                        let n = signed(neg, mag);
+                        match i32::try_from(n) {
+                            Ok(v) => {
+                                out.varint(f.number, v as i64 as u64);
+                                Fast::Done
+                            }
+                            Err(_) => Fast::Value(Json::Int(n)),
+                        }
+                    }
+                    None => Fast::Skip,
+                },
+                _ => Fast::Skip,
+            },
+            ty if ty.is_integer() => match b {
+                b'0'..=b'9' if varint_kind(ty).0 > 0 => match p.int_fast() {
+                    // The common case: a varint of a non-negative number.
+                    Some((_, v)) if v <= varint_kind(ty).0 => {
+                        out.varint(f.number, if varint_kind(ty).1 { v << 1 } else { v });
+                        Fast::Done
+                    }
+                    Some((neg, mag)) => Fast::Value(Json::Int(signed(neg, mag))),
+                    None => Fast::Skip,
+                },
+                b'-' | b'0'..=b'9' => match p.int_fast() {
+                    Some((neg, mag)) => {
+                        let n = signed(neg, mag);
+                        if put_int(out, f.number, ty, n) {
+                            Fast::Done
+                        } else {
+                            Fast::Value(Json::Int(n))
+                        }
+                    }
+                    None => Fast::Skip,
+                },
+                b'"' if !f.opts.dev => {
+                    let n = p.string_with(&mut self.text, |text| nice_int(f, text).ok_or_else(|| text.to_vec()))?;
+                    match n {
+                        Ok(n) if put_int(out, f.number, ty, n) => Fast::Done,
+                        // Out of range: the message path's error.
+                        Ok(n) => Fast::Value(Json::Int(n)),
+                        Err(text) => Fast::Value(Json::Str(text)),
+                    }
+                }
+                _ => Fast::Skip,
+            },
+            _ => Fast::Skip,
+        })
+    }
+
+    /// Give a text buffer lent to a [`Json`] value back.
+    fn reclaim(&mut self, v: Json) {
+        if let Json::Str(b) = v {
+            if b.capacity() >= self.text.capacity() {
+                self.text = b;
+            }
+        }
+    }
+
+    /// Convert a value of field `f` as the message path does and write the
+    /// values it makes.
+    fn converted(&mut self, f: &'static FieldDesc, v: &Json, depth: usize, st: &mut Frame) -> Res<()> {
+        let mut m = std::mem::replace(&mut self.tmp, Message::new(st.ty));
+        m.ty = st.ty;
+        m.fields.clear();
+        let r = field_from_json(&mut m, f, v, depth);
+        if r.is_ok() {
+            self.put_values(st, &mut m);
+        }
+        self.tmp = m;
+        Ok(r?)
+    }
+
+    /// Write the values of `m` (of the frame's type), one record each.
+    fn put_values(&mut self, st: &mut Frame, m: &mut Message) {
+        let Some(recs) = st.recs.as_mut() else {
+            self.out.with_vec(|v| m.encode(v));
+            return;
+        };
+        let all = std::mem::take(&mut m.fields);
+        for (number, v) in all {
+            let start = self.out.len();
+            m.fields.clear();
+            m.fields.push((number, v));
+            self.out.with_vec(|v| m.encode(v));
+            recs.push(Rec { number, start, end: self.out.len(), unknown: false, msg: false, missing: 0 });
+        }
+        m.fields.clear();
+    }
+
+    /// The `"__unknown"` list: each value inserted where the message path
+    /// inserts it (after the fields numbered up to its number).
+    fn unknown(&mut self, st: &mut Frame, v: &Json) -> Result<()> {
+        self.records(st);
+        st.dirty = true;
+        let Some(recs) = st.recs.as_mut() else { return Ok(()) };
+        let out = &mut self.out;
+        let mut one = Message::new(st.ty);
+        unknown_fields(v, |number, u| {
+            let start = out.len();
+            one.fields.clear();
+            one.fields.push((number, Value::Unknown(u)));
+            out.with_vec(|v| one.encode(v));
+            let at = recs.partition_point(|r| r.number <= number);
+            recs.insert(at, Rec { number, start, end: out.len(), unknown: true, msg: false, missing: 0 });
+        })
+    }
+
+    /// Start keeping records: one per value written so far, read back from
+    /// the bytes (each value is one wire field).
+    fn records(&mut self, st: &mut Frame) {
+        if st.recs.is_some() {
+            return;
+        }
+        let mut recs = self.pool.pop().unwrap_or_default();
+        recs.clear();
+        let bytes = self.out.bytes().get(st.start..).unwrap_or(&[]);
+        let mut pos = 0usize;
+        while pos < bytes.len() {
+            let start = pos;
+            let Some(key) = wire::read_varint(bytes, &mut pos) else { break };
+            let number = (key >> 3) as u32;
+            let ok = match key & 7 {
+                0 => wire::read_varint(bytes, &mut pos).is_some(),
+                1 => {
+                    pos += 8;
+                    true
+                }
+                5 => {
+                    pos += 4;
+                    true
+                }
+                2 => match wire::read_varint(bytes, &mut pos) {
+                    Some(n) => {
+                        pos = pos.saturating_add(usize::try_from(n).unwrap_or(usize::MAX));
+                        true
+                    }
+                    None => false,
+                },
+                _ => false,
+            };
+            if !ok {
+                break;
+            }
+            let pos_end = pos.min(bytes.len());
+            let msg = matches!(field_of(st.desc, number).map(|f| f.ty), Some(Type::Message(_)));
+            recs.push(Rec {
+                number,
+                start: st.start + start,
+                end: st.start + pos_end,
+                unknown: false,
+                msg,
+                missing: 0,
+            });
+        }
+        st.recs = Some(recs);
+    }
+
+    /// End a message: its bytes in order, the pagemap rule applied; the
+    /// required fields it lacks.
+    #[inline]
+    fn finish(&mut self, st: Frame, legacy: bool) -> Option<Vec<String>> {
+        let plan = plan(st.ty);
+        // The old pagemap form: nr_pages without compat_nr_pages.
+        let legacy =
+            legacy && plan.and_then(|p| p.legacy).is_some_and(|(c, n)| !Self::present(&st, c) && Self::present(&st, n));
+        if !st.dirty && !legacy && !st.child_missing && st.recs.is_none() && st.desc.fields.len() <= 64 {
+            let required = plan.map_or(0, |p| p.required);
+            if required & !st.seen[0] == 0 {
+                return None;
+            }
+        }
+        self.finish_slow(st, legacy)
+    }
+
+    fn finish_slow(&mut self, mut st: Frame, legacy: bool) -> Option<Vec<String>> {
+        if st.dirty && !st.sorted {
+            if let Some(recs) = st.recs.as_mut() {
+                // Stable, as the message path's sort.
+                recs.sort_by_key(|r| r.number);
+            }
+        }
+        if legacy {
+            self.legacy_pagemap(&mut st);
+        }
+        if st.dirty {
+            if let Some(recs) = st.recs.as_ref() {
+                self.reorder.clear();
+                for r in recs {
+                    self.reorder.extend_from_slice(self.out.bytes().get(r.start..r.end).unwrap_or(&[]));
+                }
+                self.out.truncate(st.start);
+                self.out.put_slice(&self.reorder);
+            }
+        }
+        let missing = self.missing_of(&st);
+        if let Some(mut recs) = st.recs.take() {
+            recs.clear();
+            self.pool.push(recs);
+        }
+        missing
+    }
+
+    /// Whether field `idx` of the message has a (known) value.
+    fn present(st: &Frame, idx: usize) -> bool {
+        if st.desc.fields.len() <= 128 {
+            return seen(&st.seen, idx);
+        }
+        let Some(f) = st.desc.fields.get(idx) else { return false };
+        st.recs.as_ref().is_some_and(|recs| recs.iter().any(|r| r.number == f.number && !r.unknown))
+    }
+
+    /// crit ≤ 4.1 called pagemap field 2 `nr_pages`: JSON with `nr_pages`
+    /// and no `compat_nr_pages` has its count moved to field 2, as
+    /// `transcode` does on the message path (the same steps, on records).
+    fn legacy_pagemap(&mut self, st: &mut Frame) {
+        let desc = st.desc;
+        let (Some((ci, compat)), Some((ni, nr))) =
+            (desc.field_by_name("compat_nr_pages"), desc.field_by_name("nr_pages"))
+        else {
+            return;
+        };
+        if Self::present(st, ci) || !Self::present(st, ni) {
+            return;
+        }
+        self.records(st);
+        let Some(recs) = st.recs.as_mut() else { return };
+        let Some(r) = recs.iter().rev().find(|r| r.number == nr.number && !r.unknown) else { return };
+        // The value as the message path holds it.
+        let value = self
+            .out
+            .bytes()
+            .get(r.start..r.end)
+            .and_then(|b| Message::decode(st.ty, b).ok())
+            .and_then(|m| m.u64(nr.name));
+        let Some(n32) = value.and_then(|n| u32::try_from(n).ok()) else { return };
+        let start = self.out.len();
+        let one = Message { ty: st.ty, fields: vec![(compat.number, Value::Uint(n32 as u64))] };
+        self.out.with_vec(|v| one.encode(v));
+        recs.retain(|r| r.number != compat.number || r.unknown);
+        let at = recs.partition_point(|r| r.number <= compat.number);
+        recs.insert(
+            at,
+            Rec { number: compat.number, start, end: self.out.len(), unknown: false, msg: false, missing: 0 },
+        );
+        recs.retain(|r| r.number != nr.number);
+        see(&mut st.seen, ci);
+        unsee(&mut st.seen, ni);
+        st.dirty = true;
+    }
+
+    /// The required fields a finished message lacks, as dotted paths: its
+    /// own first, then those of its nested messages in field order.
+    fn missing_of(&mut self, st: &Frame) -> Option<Vec<String>> {
+        let desc = st.desc;
+        let own = if desc.fields.len() <= 64 {
+            plan(st.ty).map_or(0, |p| p.required) & !st.seen[0] != 0
+        } else {
+            desc.fields.iter().enumerate().any(|(i, f)| f.label == Label::Required && !Self::present(st, i))
+        };
+        if !own && !st.child_missing {
+            return None;
+        }
+        let mut list = Vec::new();
+        for (i, f) in desc.fields.iter().enumerate() {
+            if f.label == Label::Required && !Self::present(st, i) {
+                list.push(f.name.to_string());
+            }
+        }
+        if st.child_missing {
+            let mut counts: Vec<(u32, usize)> = Vec::new();
+            for r in st.recs.iter().flatten().filter(|r| r.msg) {
+                let Some(f) = field_of(desc, r.number) else { continue };
+                let count = match counts.iter_mut().find(|(n, _)| *n == r.number) {
+                    Some(c) => {
+                        c.1 += 1;
+                        c.1 - 1
+                    }
+                    None => {
+                        counts.push((r.number, 1));
+                        0
+                    }
+                };
+                let Some(sub) = r.missing.checked_sub(1).and_then(|i| self.missing.get_mut(i)) else { continue };
+                let prefix =
+                    if f.label == Label::Repeated { format!("{}[{count}].", f.name) } else { format!("{}.", f.name) };
+                list.extend(sub.drain(..).map(|s| format!("{prefix}{s}")));
+            }
+        }
+        if list.is_empty() {
+            None
+        } else {
+            Some(list)
+        }
+    }
+}
+
+/// The key of one of the few fields after field `hint`, matched in the
+/// buffer (at a `"`, after any white space).
+#[inline]
+fn later_key<R: Read>(
+    p: &mut Parser<R>,
+    keys: &[KeyPattern],
+    desc: &'static MessageDesc,
+    hint: usize,
+) -> Option<(usize, &'static FieldDesc)> {
+    let (keys, fields) = (keys.get(hint + 1..)?, desc.fields.get(hint + 1..)?);
+    keys.iter().zip(fields).take(8).position(|(k, _)| p.key_is(k)).and_then(|i| Some((hint + 1 + i, fields.get(i)?)))
+}
+
+/// What key `k` names in `desc`, trying field `hint` first.
+#[inline]
+fn lookup(desc: &'static MessageDesc, hint: usize, k: &[u8]) -> Key {
+    if let Some(f) = desc.fields.get(hint) {
+        if same(f.name.as_bytes(), k) {
+            return Key::Field(hint, f);
+        }
+    }
+    match desc.fields.iter().enumerate().find(|(_, f)| same(f.name.as_bytes(), k)) {
+        Some((i, f)) => Key::Field(i, f),
+        None if k == UNKNOWN_KEY.as_bytes() => Key::Unknown,
+        None => Key::Other,
+    }
+}
+
+/// Byte strings equal (short ones compared inline, a word at a time).
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a, mut b) = (a, b);
+    while let (Some((wa, ra)), Some((wb, rb))) = (a.split_first_chunk::<8>(), b.split_first_chunk::<8>()) {
+        if wa != wb {
+            return false;
+        }
+        a = ra;
+        b = rb;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+fn field_of(desc: &'static MessageDesc, number: u32) -> Option<&'static FieldDesc> {
+    desc.field_index(number).and_then(|i| desc.fields.get(i))
+}
+
+/// Note a value just written, when the message keeps records.
+#[inline]
+fn note(st: &mut Frame, number: u32, start: usize, end: usize) {
+    if let Some(recs) = st.recs.as_mut() {
+        recs.push(Rec { number, start, end, unknown: false, msg: false, missing: 0 });
+    }
+}
+
+/// What the walk needs of each message type, made once: the key patterns
+/// of its fields, and the bits of its required fields (by index, for
+/// messages of up to 64 fields).
+struct Plan {
+    keys: Vec<KeyPattern>,
+    required: u64,
+    /// Indexes of `compat_nr_pages` and `nr_pages` (pagemap entries).
+    legacy: Option<(usize, usize)>,
+}
+
+#[inline]
+fn plan(ty: MsgId) -> Option<&'static Plan> {
+    static PLANS: OnceLock<Vec<Plan>> = OnceLock::new();
+    let plans = PLANS.get_or_init(|| {
+        MESSAGES
+            .iter()
+            .map(|m| Plan {
+                keys: m.fields.iter().map(|f| KeyPattern::new(f.name)).collect(),
+                required: m
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, f)| *i < 64 && f.label == Label::Required)
+                    .fold(0u64, |a, (i, _)| a | 1u64 << i),
+                legacy: m
+                    .field_by_name("compat_nr_pages")
+                    .and_then(|(c, _)| m.field_by_name("nr_pages").map(|(n, _)| (c, n))),
+            })
+            .collect()
+    });
+    plans.get(ty.0 as usize)
+}
+
+/// Mark field `idx` seen (modulo 128); whether it was.
+#[inline(always)]
+fn see(bits: &mut [u64; 2], idx: usize) -> bool {
+    let k = idx % 128;
+    let (w, bit) = if k < 64 { (0, 1u64 << k) } else { (1, 1u64 << (k - 64)) };
+    match bits.get_mut(w) {
+        Some(x) => {
+            let was = *x & bit != 0;
+            *x |= bit;
+            was
+        }
+        None => false,
+    }
+}
+
+fn unsee(bits: &mut [u64; 2], idx: usize) {
+    let k = idx % 128;
+    if let Some(x) = bits.get_mut(k / 64) {
+        *x &= !(1u64 << (k % 64));
+    }
+}
+
+#[inline(always)]
+fn seen(bits: &[u64; 2], idx: usize) -> bool {
+    let k = idx % 128;
+    bits.get(k / 64).is_some_and(|x| x & (1u64 << (k % 64)) != 0)
+}
+
+/// For the integer types whose non-negative values are written as
+/// varints: the largest value, and whether in zigzag form; (0, _) for the
+/// others.
+#[inline(always)]
+fn varint_kind(ty: Type) -> (u64, bool) {
+    match ty {
+        Type::Uint64 => (u64::MAX, false),
+        Type::Int64 => (i64::MAX as u64, false),
+        Type::Uint32 => (u32::MAX as u64, false),
+        Type::Int32 => (i32::MAX as u64, false),
+        Type::Sint32 => (i32::MAX as u64, true),
+        Type::Sint64 => (i64::MAX as u64, true),
+        _ => (0, false),
+    }
+}
+
+#[inline]
+fn signed(neg: bool, mag: u64) -> i128 {
+    if neg {
+        -(mag as i128)
+    } else {
+        mag as i128
+    }
+}
+
+/// The output bytes: a zero-filled vector written at a cursor, kept at
+/// least [`Buf::SLACK`] bytes longer than what is written, so that a short
+/// write is one copy of a fixed size.
+struct Buf {
+    v: Vec<u8>,
+    len: usize,
+    /// Bytes made elsewhere before they are copied in.
+    spare: Vec<u8>,
+}
+
+impl Buf {
+    const SLACK: usize = 32;
+
+    fn new() -> Buf {
+        Buf { v: vec![0; 256], len: 0, spare: Vec::new() }
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.len = self.len.min(n);
+    }
+
+    /// What is written.
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        self.v.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Write the first `n` (at most 16) bytes of `b`.
+    #[inline(always)]
+    fn put(&mut self, b: &[u8; 16], n: usize) {
+        if self.v.len() < self.len + Self::SLACK {
+            self.grow(0);
+        }
+        if let Some(dst) = self.v.get_mut(self.len..self.len + 16) {
+            dst.copy_from_slice(b);
+            self.len += n.min(16);
+        }
+    }
+
+    /// Make room for `n` more bytes and the slack.
+    #[cold]
+    fn grow(&mut self, n: usize) {
+        let size = (self.v.len() * 2).max(self.len + n + 2 * Self::SLACK);
+        self.v.resize(size, 0);
+    }
+
+    /// Write `s`.
+    #[inline]
+    fn put_slice(&mut self, s: &[u8]) {
+        if self.v.len() < self.len + s.len() + Self::SLACK {
+            self.grow(s.len());
+        }
+        if let Some(dst) = self.v.get_mut(self.len..self.len + s.len()) {
+            dst.copy_from_slice(s);
+            self.len += s.len();
+        }
+    }
+
+    /// Write what `f` appends to a vector.
+    fn with_vec<T>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+        let mut spare = std::mem::take(&mut self.spare);
+        spare.clear();
+        let t = f(&mut spare);
+        self.put_slice(&spare);
+        self.spare = spare;
+        t
+    }
+
+    /// A key (field `number`, wire type `wt`) and a varint.
+    #[inline(always)]
+    fn key_varint(&mut self, number: u32, wt: u8, v: u64) {
+        if self.v.len() < self.len + Self::SLACK {
+            self.grow(0);
+        }
+        let at = self.len;
+        if let Some(w) = self.v.get_mut(at..at + 16) {
+            let n = varint_to(w, 0, ((number as u64) << 3) | wt as u64);
+            self.len = at + varint_to(w, n, v);
+        }
+    }
+
+    /// A field of wire type 0.
+    #[inline(always)]
+    fn varint(&mut self, number: u32, v: u64) {
+        self.key_varint(number, 0, v)
+    }
+
+    /// A key and the `k` low bytes of a fixed-size value.
+    fn key_fixed(&mut self, number: u32, wt: u8, v: u64, k: usize) {
+        let mut b = [0u8; 16];
+        let n = varint_into(&mut b, 0, ((number as u64) << 3) | wt as u64);
+        for (i, x) in v.to_le_bytes().iter().take(k).enumerate() {
+            if let Some(y) = b.get_mut(n + i) {
+                *y = *x;
+            }
+        }
+        self.put(&b, n + k);
+    }
+
+    /// A key of wire type 2 and a placeholder length byte; the index of
+    /// that byte, for [`Buf::close_len`].
+    #[inline(always)]
+    fn open_len(&mut self, number: u32) -> usize {
+        self.key_varint(number, 2, 0);
+        self.len - 1
+    }
+
+    /// Fill in the length byte at `at` for the bytes after it, widening it
+    /// to a longer varint when they are 128 or more.
+    #[inline]
+    fn close_len(&mut self, at: usize) {
+        let end = self.len;
+        let n = end.saturating_sub(at + 1);
+        if n < 0x80 {
+            if let Some(b) = self.v.get_mut(at) {
+                *b = n as u8;
+            }
+            return;
+        }
+        let mut b = [0u8; 16];
+        let k = varint_into(&mut b, 0, n as u64);
+        if self.v.len() < end + k + Self::SLACK {
+            self.grow(k);
+        }
+        if at < end && end + k - 1 <= self.v.len() {
+            self.v.copy_within(at + 1..end, at + k);
+        }
+        if let (Some(dst), Some(src)) = (self.v.get_mut(at..at + k), b.get(..k)) {
+            dst.copy_from_slice(src);
+        }
+        self.len = end + k - 1;
+    }
+}
+
+/// A varint into `w` from index `i`; the index after it.
+#[inline(always)]
+fn varint_to(w: &mut [u8], mut i: usize, mut v: u64) -> usize {
+    loop {
+        let b = v as u8 & 0x7f;
+        v >>= 7;
+        let Some(x) = w.get_mut(i) else { return i };
+        i += 1;
+        if v == 0 {
+            *x = b;
+            return i;
+        }
+        *x = b | 0x80;
+    }
+}
+
+/// A varint into `b` from index `i`; the index after it.
+#[inline(always)]
+fn varint_into(b: &mut [u8; 16], mut i: usize, mut v: u64) -> usize {
+    while v >= 0x80 {
+        if let Some(x) = b.get_mut(i) {
+            *x = v as u8 | 0x80;
+        }
+        v >>= 7;
+        i += 1;
+    }
+    if let Some(x) = b.get_mut(i) {
+        *x = v as u8;
+    }
+    i + 1
+}
+
+/// Write an integer field's value (key and data) as the message path
+/// encodes it; false, having written nothing, when the value is out of the
+/// type's range.
+#[inline]
+fn put_int(out: &mut Buf, number: u32, ty: Type, n: i128) -> bool {
+    match ty {
+        Type::Int32 | Type::Sint32 | Type::Sfixed32 => {
+            let Ok(v) = i32::try_from(n) else { return false };
+            let v = v as i64;
+            match ty {
+                Type::Sint32 => out.varint(number, zigzag(v)),
+                Type::Sfixed32 => out.key_fixed(number, 5, v as i32 as u32 as u64, 4),
+                _ => out.varint(number, v as u64),
+            }
+        }
+        Type::Int64 | Type::Sint64 | Type::Sfixed64 => {
+            let Ok(v) = i64::try_from(n) else { return false };
+            match ty {
+                Type::Sint64 => out.varint(number, zigzag(v)),
+                Type::Sfixed64 => out.key_fixed(number, 1, v as u64, 8),
+                _ => out.varint(number, v as u64),
+            }
+        }
+        Type::Uint32 | Type::Fixed32 => {
+            let Ok(v) = u32::try_from(n) else { return false };
+            match ty {
+                Type::Fixed32 => out.key_fixed(number, 5, v as u64, 4),
+                _ => out.varint(number, v as u64),
+            }
+        }
+        _ => {
+            let Ok(v) = u64::try_from(n) else { return false };
+            match ty {
+                Type::Fixed64 => out.key_fixed(number, 1, v, 8),
+                _ => out.varint(number, v),
+            }
+        }
+    }
+    true
+}
+
+#[inline]
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// The value of a nice-mode integer text in the forms crit writes: flag
+/// names (`"O_RDWR | O_LARGEFILE"`) and plain hex (`"0x7f3a…"`).  None for
+/// every other text, which the message path's conversion then reads (a
+/// device, a dictionary name, decimal text, signs, underscores, …).
+fn nice_int(f: &FieldDesc, s: &[u8]) -> Option<i128> {
+    if f.opts.dev {
+        return None;
+    }
+    if let Some(map) = f.opts.flags.and_then(maps::flag_map) {
+        return flag_names(s, map).or_else(|| pyfmt::unmap_flags(std::str::from_utf8(s).ok()?, map).ok());
+    }
+    if f.opts.dict.is_some() {
+        return None;
+    }
+    let digits = s.strip_prefix(b"0x")?;
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        v = v << 4 | d as u64;
+    }
+    Some(v as i128)
+}
+
+/// Flag names of `map` joined by `" | "`, as crit writes them (and
+/// nothing else): the sum of their masks, as
+/// [`pyfmt::unmap_flags`] adds them up.  None for any other text.
+fn flag_names(s: &[u8], map: maps::FlagMap) -> Option<i128> {
+    if s.is_empty() {
+        return Some(0);
+    }
+    let mut sum: i128 = 0;
+    let mut rest = s;
+    loop {
+        let (name, mask) = map.iter().find(|(n, _)| {
+            rest.get(..n.len()).is_some_and(|r| same(r, n.as_bytes()))
+                && matches!(rest.get(n.len()..), Some(b"") | Some([b' ', b'|', b' ', ..]))
+        })?;
+        sum += *mask as i128;
+        match rest.get(name.len() + 3..) {
+            Some(r) if !r.is_empty() => rest = r,
+            Some(_) => return None,
+            None => return Some(sum),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::map::message_from_parser;
+
+    /// Both paths over one JSON text of a message of type `ty`.
+    fn both(ty: MsgId, text: &str) -> (String, String) {
+        let show = |r: Result<Vec<u8>>| match r {
+            Ok(b) => format!("{b:02x?}"),
+            Err(e) => format!("error: {e}"),
+        };
+        let mut p = Parser::new(text.as_bytes());
+        let old = message_from_parser(&mut p, ty, None).and_then(|m| {
+            if m.has_missing_required() {
+                Err(Error::new(ErrorKind::MissingRequired { message: ty.desc().name, fields: m.missing_required() }))
+            } else {
+                Ok(m.to_bytes())
+            }
+        });
+        let mut p = Parser::new(text.as_bytes());
+        let mut d = DirectEncoder::new();
+        let new = d.message(&mut p, ty).map(|b| b.to_vec());
+        (show(old), show(new))
+    }
+
+    fn ty(name: &str) -> MsgId {
+        MsgId::by_name(name).unwrap()
+    }
+
+    #[test]
+    fn same_bytes_and_errors_as_the_message_path() {
+        let fe = ty("file_entry");
+        let pm = ty("pagemap_entry");
+        let cases: &[(MsgId, &str)] = &[
+            (
+                fe,
+                r#"{"type": "REG", "id": 1, "reg": {"id": 1, "flags": "O_RDWR | O_LARGEFILE", "pos": 0, "fown": {"uid": 0, "euid": 0, "signum": 0, "pid_type": 0, "pid": 0}, "name": "/x"}}"#,
+            ),
+            // Out of order, duplicated, unknown keys and "__unknown".
+            (
+                fe,
+                r#"{"id": 2, "type": "REG", "id": 3, "zz": [1, {"a": 2}], "__unknown": [{"field": 1, "varint": 9}, {"field": 99, "len": "aGk=\n"}]}"#,
+            ),
+            (
+                fe,
+                r#"{"type": "REG", "id": 1, "reg": {"id": 1, "flags": 0, "pos": 0, "fown": {"uid": 0}, "name": "/x"}}"#,
+            ),
+            (
+                fe,
+                r#"{"type": "REG", "id": 1, "reg": {"id": 1, "flags": "O_NOPE", "pos": 0, "fown": {}, "name": "/x"}}"#,
+            ),
+            (fe, r#"{"type": 7, "id": -1}"#),
+            (fe, r#"{"type": "NOPE", "id": 1}"#),
+            (fe, r#"{"type": "REG", "id": 1, "reg": 5}"#),
+            (pm, r#"{"vaddr": "0x400000", "nr_pages": 4, "flags": "PE_PRESENT"}"#),
+            (pm, r#"{"vaddr": "0x400000", "nr_pages": 4294967296}"#),
+            (pm, r#"{"vaddr": 1, "compat_nr_pages": 1, "nr_pages": 4, "nr_pages": 5}"#),
+            (pm, r#"{"vaddr": 1.5, "compat_nr_pages": "0x-1", "flags": true}"#),
+        ];
+        for (t, text) in cases {
+            let (old, new) = both(*t, text);
+            assert_eq!(old, new, "{text}");
+        }
+    }
+
+    #[test]
+    fn long_nested_messages_and_strings_get_wide_lengths() {
+        let name = "n".repeat(300);
+        let text = format!(
+            r#"{{"type": "REG", "id": 1, "reg": {{"id": 1, "flags": 0, "pos": 0, "fown": {{"uid": 0, "euid": 0, "signum": 0, "pid_type": 0, "pid": 0}}, "name": "{name}"}}}}"#
+        );
+        let (old, new) = both(ty("file_entry"), &text);
+        assert!(!old.starts_with("error"), "{old}");
+        assert_eq!(old, new);
+    }
+}
