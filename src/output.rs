@@ -18,7 +18,15 @@ pub struct AtomicFile {
     /// The temporary file, or None when writing the target in place.
     tmp: Option<PathBuf>,
     file: Option<BufWriter<File>>,
+    /// Bytes written through [`Write`], and how many of them the disk
+    /// has been asked to start writing (see [`AtomicFile::note_written`]).
+    written: u64,
+    kicked: u64,
 }
+
+/// Ask the disk to start writing every this many bytes, so that the sync
+/// at the commit waits for the last few only.
+const KICK: u64 = 8 << 20;
 
 impl AtomicFile {
     /// Create the temporary file next to `target`.
@@ -30,6 +38,8 @@ impl AtomicFile {
                     target: target.to_path_buf(),
                     tmp: None,
                     file: Some(BufWriter::with_capacity(1 << 16, f)),
+                    written: 0,
+                    kicked: 0,
                 });
             }
             _ => {}
@@ -49,7 +59,13 @@ impl AtomicFile {
             let tmp = dir.join(format!(".{name}.crit-{}-{attempt}.tmp", std::process::id()));
             match fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
                 Ok(f) => {
-                    return Ok(AtomicFile { target, tmp: Some(tmp), file: Some(BufWriter::with_capacity(1 << 16, f)) })
+                    return Ok(AtomicFile {
+                        target,
+                        tmp: Some(tmp),
+                        file: Some(BufWriter::with_capacity(1 << 16, f)),
+                        written: 0,
+                        kicked: 0,
+                    })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
                 Err(e) => return Err(e),
@@ -164,19 +180,45 @@ fn set_direct(f: &File, on: bool) -> bool {
     fcntl(f, FcntlArg::F_SETFL(flags)).is_ok()
 }
 
+impl AtomicFile {
+    /// Count bytes written; every [`KICK`] bytes, start the disk writing
+    /// what has reached the page cache (sync_file_range, which does not
+    /// wait), so the writing overlaps the work that makes the bytes.
+    fn note_written(&mut self, n: usize) {
+        self.written += n as u64;
+        if self.tmp.is_none() || self.written - self.kicked < KICK {
+            return;
+        }
+        if let Some(w) = self.file.as_ref() {
+            use std::os::fd::AsRawFd;
+            let fd = w.get_ref().as_raw_fd();
+            // SAFETY: a plain system call on a descriptor we own; it only
+            // starts write-back of the file's dirty pages from `kicked` on.
+            unsafe {
+                nix::libc::sync_file_range(fd, self.kicked as i64, 0, nix::libc::SYNC_FILE_RANGE_WRITE);
+            }
+        }
+        self.kicked = self.written;
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.file.as_mut() {
-            Some(f) => f.write(buf),
-            None => Err(io::Error::other("file already committed")),
-        }
+        let n = match self.file.as_mut() {
+            Some(f) => f.write(buf)?,
+            None => return Err(io::Error::other("file already committed")),
+        };
+        self.note_written(n);
+        Ok(n)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self.file.as_mut() {
-            Some(f) => f.write_all(buf),
-            None => Err(io::Error::other("file already committed")),
+            Some(f) => f.write_all(buf)?,
+            None => return Err(io::Error::other("file already committed")),
         }
+        self.note_written(buf.len());
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
