@@ -676,6 +676,21 @@ impl<W: Write> ImageWriter<W> {
         Ok(())
     }
 
+    /// [`ImageWriter::write_entry`] for bytes made with room for the size
+    /// prefix in front: `framed` is 4 bytes (overwritten with the size),
+    /// then the message's wire bytes, written with one call.
+    pub fn write_framed(&mut self, framed: &mut [u8]) -> Result<()> {
+        let Some((head, body)) = framed.split_first_chunk_mut::<4>() else {
+            return Err(Error::other("internal: an entry without room for its size"));
+        };
+        let len =
+            u32::try_from(body.len()).map_err(|_| Error::value("entry larger than 4 GiB").at_entry(self.index))?;
+        *head = len.to_le_bytes();
+        self.w.write_all(framed)?;
+        self.index += 1;
+        Ok(())
+    }
+
     /// Write payload bytes.
     pub fn write_raw(&mut self, data: &[u8]) -> Result<()> {
         self.w.write_all(data)?;

@@ -332,8 +332,8 @@ impl<W: Write> Encoder<W> {
             return Ok(());
         }
         if let Some(d) = self.direct.as_mut() {
-            let bytes = d.entry(p, ty, role == Role::PagemapEntry)?;
-            self.w.write_entry(bytes)?;
+            let framed = d.entry(p, ty, role == Role::PagemapEntry)?;
+            self.w.write_framed(framed)?;
             self.index += 1;
             return Ok(());
         }

@@ -61,6 +61,7 @@ struct Rec {
 struct Frame {
     ty: MsgId,
     desc: &'static MessageDesc,
+    plan: Option<&'static Plan>,
     /// Where its bytes start in the output buffer.
     start: usize,
     /// Fields whose key was seen, by index modulo 128 as the message path
@@ -141,17 +142,19 @@ impl DirectEncoder {
     /// message lacks a required field (as encode refuses it).  The bytes
     /// are valid until the next call.
     pub fn message<R: Read>(&mut self, p: &mut Parser<R>, ty: MsgId) -> Result<&[u8]> {
-        self.entry(p, ty, false)
+        Ok(self.entry(p, ty, false)?.get(FRAME..).unwrap_or(&[]))
     }
 
-    /// [`DirectEncoder::message`] for an entry of an image; `pagemap_entry`
-    /// applies the reading of crit ≤ 4.1's pagemap JSON that encode applies
-    /// (`nr_pages` without `compat_nr_pages` goes to field 2).
-    pub(crate) fn entry<R: Read>(&mut self, p: &mut Parser<R>, ty: MsgId, pagemap_entry: bool) -> Result<&[u8]> {
+    /// [`DirectEncoder::message`] for an entry of an image, with room for
+    /// its size in front (for [`crate::image::ImageWriter::write_framed`]);
+    /// `pagemap_entry` applies the reading of crit ≤ 4.1's pagemap JSON
+    /// that encode applies (`nr_pages` without `compat_nr_pages` goes to
+    /// field 2).
+    pub(crate) fn entry<R: Read>(&mut self, p: &mut Parser<R>, ty: MsgId, pagemap_entry: bool) -> Result<&mut [u8]> {
         self.out.clear();
         self.missing.clear();
         match self.object(p, ty, 0, pagemap_entry).map_err(|e| *e)? {
-            None => Ok(self.out.bytes()),
+            None => Ok(self.out.bytes_mut()),
             Some(fields) => Err(Error::new(ErrorKind::MissingRequired { message: ty.desc().name, fields })),
         }
     }
@@ -177,6 +180,7 @@ impl DirectEncoder {
         let mut st = Frame {
             ty,
             desc,
+            plan: plan(ty),
             start: self.out.len(),
             seen: [0; 2],
             sorted: true,
@@ -191,26 +195,26 @@ impl DirectEncoder {
         }
         if p.skip_ws()? == Some(b'}') {
             p.expect(b'}', "'}'")?;
-            return Ok(self.finish(st, legacy));
+            return Ok(self.finish(&mut st, legacy));
         }
-        let keys = plan(ty).map(|p| &p.keys[..]).unwrap_or(&[]);
+        let keys = st.plan.map(|p| &p.keys[..]).unwrap_or(&[]);
         // Indented JSON: where the next keys start on their lines.
         let indent = p.column();
         let mut hint = 0usize;
         loop {
             // The key of the field after the previous one, matched in the
             // buffer; any other key is read and looked up.
-            let next = match (keys.get(hint), desc.fields.get(hint)) {
-                (Some(k), Some(f)) if p.key_is(k) => Some((hint, f)),
-                (Some(k), Some(f)) if p.key_is_indented(indent, k) => Some((hint, f)),
+            // (Fields left out in between are skipped.)
+            let rest = keys.get(hint..).unwrap_or(&[]);
+            let next = match p.key_among(indent, rest) {
+                Some(i) => Some(i),
                 // After other white space.
-                (Some(k), Some(f)) if p.skip_ws()? == Some(b'"') && p.key_is(k) => Some((hint, f)),
-                // Fields left out before the next one.
-                _ => later_key(p, keys, desc, hint),
+                None if p.skip_ws()? == Some(b'"') => p.key_among(indent, rest),
+                None => None,
             };
-            let key = match next {
+            let key = match next.and_then(|i| Some((hint + i, desc.fields.get(hint + i)?))) {
                 Some((idx, f)) => Key::Field(idx, f),
-                None => p.key_with(&mut self.key, |k| lookup(desc, hint, k))?,
+                None => self.other_key(p, desc, hint)?,
             };
             match key {
                 Key::Field(idx, f) => {
@@ -229,10 +233,7 @@ impl DirectEncoder {
                     st.last = f.number;
                     self.field(p, f, depth, &mut st).map_err(|e| Box::new(locate(*e, p).in_field(f.name)))?;
                 }
-                Key::Unknown => {
-                    let v = p.value()?;
-                    self.unknown(&mut st, &v).map_err(|e| Box::new(locate(e, p).in_field(UNKNOWN_KEY)))?;
-                }
+                Key::Unknown => self.unknown_key(p, &mut st)?,
                 Key::Other => {
                     p.value()?;
                 }
@@ -241,7 +242,22 @@ impl DirectEncoder {
                 break;
             }
         }
-        Ok(self.finish(st, legacy))
+        Ok(self.finish(&mut st, legacy))
+    }
+
+    /// A key other than the next fields', read and looked up.
+    #[cold]
+    #[inline(never)]
+    fn other_key<R: Read>(&mut self, p: &mut Parser<R>, desc: &'static MessageDesc, hint: usize) -> Res<Key> {
+        Ok(p.key_with(&mut self.key, |k| lookup(desc, hint, k))?)
+    }
+
+    /// The value of the `"__unknown"` key.
+    #[cold]
+    #[inline(never)]
+    fn unknown_key<R: Read>(&mut self, p: &mut Parser<R>, st: &mut Frame) -> Res<()> {
+        let v = p.value()?;
+        self.unknown(st, &v).map_err(|e| Box::new(locate(e, p).in_field(UNKNOWN_KEY)))
     }
 
     /// A key given again (`again`: the last one counts) or out of number
@@ -495,8 +511,18 @@ impl DirectEncoder {
                     None => Fast::Skip,
                 },
                 b'"' if !f.opts.dev => {
-                    let n = p.string_with(&mut self.text, |text| nice_int(f, text).ok_or_else(|| text.to_vec()))?;
+                    // Hex, as nice mode writes it, from the buffer.
+                    let hex = p.hex_fast();
+                    let n = match hex {
+                        Some(v) => Ok(v as i128),
+                        None => p.string_with(&mut self.text, |text| nice_int(f, text).ok_or_else(|| text.to_vec()))?,
+                    };
+                    let (max, zigzag) = varint_kind(ty);
                     match n {
+                        Ok(n) if max > 0 && (0..=max as i128).contains(&n) => {
+                            out.varint(f.number, if zigzag { (n as u64) << 1 } else { n as u64 });
+                            Fast::Done
+                        }
                         Ok(n) if put_int(out, f.number, ty, n) => Fast::Done,
                         // Out of range: the message path's error.
                         Ok(n) => Fast::Value(Json::Int(n)),
@@ -620,11 +646,11 @@ impl DirectEncoder {
     /// End a message: its bytes in order, the pagemap rule applied; the
     /// required fields it lacks.
     #[inline]
-    fn finish(&mut self, st: Frame, legacy: bool) -> Option<Vec<String>> {
-        let plan = plan(st.ty);
+    fn finish(&mut self, st: &mut Frame, legacy: bool) -> Option<Vec<String>> {
+        let plan = st.plan;
         // The old pagemap form: nr_pages without compat_nr_pages.
         let legacy =
-            legacy && plan.and_then(|p| p.legacy).is_some_and(|(c, n)| !Self::present(&st, c) && Self::present(&st, n));
+            legacy && plan.and_then(|p| p.legacy).is_some_and(|(c, n)| !Self::present(st, c) && Self::present(st, n));
         if !st.dirty && !legacy && !st.child_missing && st.recs.is_none() && st.desc.fields.len() <= 64 {
             let required = plan.map_or(0, |p| p.required);
             if required & !st.seen[0] == 0 {
@@ -634,7 +660,8 @@ impl DirectEncoder {
         self.finish_slow(st, legacy)
     }
 
-    fn finish_slow(&mut self, mut st: Frame, legacy: bool) -> Option<Vec<String>> {
+    #[cold]
+    fn finish_slow(&mut self, st: &mut Frame, legacy: bool) -> Option<Vec<String>> {
         if st.dirty && !st.sorted {
             if let Some(recs) = st.recs.as_mut() {
                 // Stable, as the message path's sort.
@@ -642,7 +669,7 @@ impl DirectEncoder {
             }
         }
         if legacy {
-            self.legacy_pagemap(&mut st);
+            self.legacy_pagemap(st);
         }
         if st.dirty {
             if let Some(recs) = st.recs.as_ref() {
@@ -654,7 +681,7 @@ impl DirectEncoder {
                 self.out.put_slice(&self.reorder);
             }
         }
-        let missing = self.missing_of(&st);
+        let missing = self.missing_of(st);
         if let Some(mut recs) = st.recs.take() {
             recs.clear();
             self.pool.push(recs);
@@ -756,19 +783,6 @@ impl DirectEncoder {
     }
 }
 
-/// The key of one of the few fields after field `hint`, matched in the
-/// buffer (at a `"`, after any white space).
-#[inline]
-fn later_key<R: Read>(
-    p: &mut Parser<R>,
-    keys: &[KeyPattern],
-    desc: &'static MessageDesc,
-    hint: usize,
-) -> Option<(usize, &'static FieldDesc)> {
-    let (keys, fields) = (keys.get(hint + 1..)?, desc.fields.get(hint + 1..)?);
-    keys.iter().zip(fields).take(8).position(|(k, _)| p.key_is(k)).and_then(|i| Some((hint + 1 + i, fields.get(i)?)))
-}
-
 /// What key `k` names in `desc`, trying field `hint` first.
 #[inline]
 fn lookup(desc: &'static MessageDesc, hint: usize, k: &[u8]) -> Key {
@@ -806,7 +820,7 @@ fn field_of(desc: &'static MessageDesc, number: u32) -> Option<&'static FieldDes
 }
 
 /// Note a value just written, when the message keeps records.
-#[inline]
+#[inline(always)]
 fn note(st: &mut Frame, number: u32, start: usize, end: usize) {
     if let Some(recs) = st.recs.as_mut() {
         recs.push(Rec { number, start, end, unknown: false, msg: false, missing: 0 });
@@ -823,27 +837,26 @@ struct Plan {
     legacy: Option<(usize, usize)>,
 }
 
+/// The plan of a message type, made the first time it is needed.
 #[inline]
 fn plan(ty: MsgId) -> Option<&'static Plan> {
-    static PLANS: OnceLock<Vec<Plan>> = OnceLock::new();
-    let plans = PLANS.get_or_init(|| {
-        MESSAGES
-            .iter()
-            .map(|m| Plan {
-                keys: m.fields.iter().map(|f| KeyPattern::new(f.name)).collect(),
-                required: m
-                    .fields
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, f)| *i < 64 && f.label == Label::Required)
-                    .fold(0u64, |a, (i, _)| a | 1u64 << i),
-                legacy: m
-                    .field_by_name("compat_nr_pages")
-                    .and_then(|(c, _)| m.field_by_name("nr_pages").map(|(n, _)| (c, n))),
-            })
-            .collect()
-    });
-    plans.get(ty.0 as usize)
+    static PLANS: OnceLock<Box<[OnceLock<Plan>]>> = OnceLock::new();
+    let plans = PLANS.get_or_init(|| MESSAGES.iter().map(|_| OnceLock::new()).collect());
+    let m = MESSAGES.get(ty.0 as usize)?;
+    Some(plans.get(ty.0 as usize)?.get_or_init(|| {
+        Plan {
+            keys: m.fields.iter().map(|f| KeyPattern::new(f.name)).collect(),
+            required: m
+                .fields
+                .iter()
+                .enumerate()
+                .filter(|(i, f)| *i < 64 && f.label == Label::Required)
+                .fold(0u64, |a, (i, _)| a | 1u64 << i),
+            legacy: m
+                .field_by_name("compat_nr_pages")
+                .and_then(|(c, _)| m.field_by_name("nr_pages").map(|(n, _)| (c, n))),
+        }
+    }))
 }
 
 /// Mark field `idx` seen (modulo 128); whether it was.
@@ -899,6 +912,9 @@ fn signed(neg: bool, mag: u64) -> i128 {
     }
 }
 
+/// Bytes in front of an entry's message, for its size.
+const FRAME: usize = 4;
+
 /// The output bytes: a zero-filled vector written at a cursor, kept at
 /// least [`Buf::SLACK`] bytes longer than what is written, so that a short
 /// write is one copy of a fixed size.
@@ -913,7 +929,7 @@ impl Buf {
     const SLACK: usize = 32;
 
     fn new() -> Buf {
-        Buf { v: vec![0; 256], len: 0, spare: Vec::new() }
+        Buf { v: vec![0; 256], len: FRAME, spare: Vec::new() }
     }
 
     #[inline(always)]
@@ -921,8 +937,9 @@ impl Buf {
         self.len
     }
 
+    /// Empty, but for the room of an entry's size.
     fn clear(&mut self) {
-        self.len = 0;
+        self.len = FRAME;
     }
 
     fn truncate(&mut self, n: usize) {
@@ -933,6 +950,10 @@ impl Buf {
     #[inline]
     fn bytes(&self) -> &[u8] {
         self.v.get(..self.len).unwrap_or(&[])
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.v.get_mut(..self.len).unwrap_or(&mut [])
     }
 
     /// Write the first `n` (at most 16) bytes of `b`.

@@ -193,9 +193,9 @@ impl KeyPattern {
     fn is_at(&self, w: &[u8; 40], sp: usize) -> bool {
         let differs = |i: usize| {
             let o = sp + 8 * i;
-            match w.get(o..o + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-                Some(b) => (u64::from_le_bytes(b) ^ self.words[i]) & self.masks[i] != 0,
-                None => true,
+            match (w.get(o..o + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()), self.words.get(i), self.masks.get(i)) {
+                (Some(b), Some(p), Some(m)) => (u64::from_le_bytes(b) ^ p) & m != 0,
+                _ => true,
             }
         };
         let n = self.n;
@@ -203,26 +203,21 @@ impl KeyPattern {
     }
 
     pub(crate) fn new(name: &str) -> KeyPattern {
-        let mut text = Vec::with_capacity(name.len() + 4);
-        text.push(b'"');
-        text.extend_from_slice(name.as_bytes());
-        text.extend_from_slice(b"\": ");
-        let mut k = KeyPattern { words: [0; 4], masks: [0; 4], n: 0, len: text.len() };
+        let len = name.len() + 4;
+        let mut k = KeyPattern { words: [0; 4], masks: [0; 4], n: 0, len };
         let plain = name.bytes().all(|c| c != b'"' && c != b'\\' && (0x20..0x80).contains(&c));
-        if !plain || text.len() > 32 {
+        if !plain || len > 32 {
             return k;
         }
-        for (i, chunk) in text.chunks(8).enumerate().take(4) {
-            let mut w = [0u8; 8];
-            let mut m = [0u8; 8];
-            for (j, &c) in chunk.iter().enumerate() {
-                w[j] = c;
-                m[j] = 0xff;
+        let text = std::iter::once(b'"').chain(name.bytes()).chain(*b"\": ");
+        for (i, c) in text.enumerate() {
+            let shift = 8 * (i % 8);
+            if let (Some(w), Some(m)) = (k.words.get_mut(i / 8), k.masks.get_mut(i / 8)) {
+                *w |= (c as u64) << shift;
+                *m |= 0xff << shift;
             }
-            k.words[i] = u64::from_le_bytes(w);
-            k.masks[i] = u64::from_le_bytes(m);
         }
-        k.n = text.len().div_ceil(8) as u8;
+        k.n = len.div_ceil(8) as u8;
         k
     }
 }
@@ -568,35 +563,36 @@ impl<R: Read> Parser<R> {
         Ok(f(scratch))
     }
 
-    /// Whether the next bytes are the key `k` as crit writes keys
-    /// (`"name": `, no escapes; after one space, or none) whole in the
-    /// buffer: consumed if so, the value is next.  (A key written
+    /// Whether the next bytes are one of the first eight keys of `keys` as
+    /// crit writes keys (`"name": `, no escapes), after one space, or
+    /// none, or (indented JSON, where the keys of an object line up) a
+    /// newline and `indent` spaces, whole in the buffer: consumed if so,
+    /// the value is next, and the key's index is returned.  (A key written
     /// otherwise, or cut by the end of the buffer, is not matched: read it
     /// with [`Parser::key_with`].)
     #[inline(always)]
-    pub(crate) fn key_is(&mut self, k: &KeyPattern) -> bool {
-        let Some(w) = self.buf.get(self.at..self.len).and_then(|b| b.first_chunk::<40>()) else { return false };
-        let sp = (w[0] == b' ') as usize;
-        if !k.is_at(w, sp) {
-            return false;
+    pub(crate) fn key_among(&mut self, indent: usize, keys: &[KeyPattern]) -> Option<usize> {
+        let b = self.buf.get(self.at..self.len)?;
+        let (skip, newline) = match b.first()? {
+            b'"' => (0, false),
+            b' ' => (1, false),
+            b'\n' if b.get(1..1 + indent).is_some_and(all_spaces) => (1 + indent, true),
+            _ => return None,
+        };
+        let w = b.get(skip..).and_then(|r| r.first_chunk::<40>())?;
+        // The next field first, then the one after (one left out), then
+        // a few more.
+        let i = match keys {
+            [k, ..] if k.is_at(w, 0) => 0,
+            [_, k, ..] if k.is_at(w, 0) => 1,
+            _ => 2 + keys.get(2..)?.iter().take(6).position(|k| k.is_at(w, 0))?,
+        };
+        if newline {
+            self.line += 1;
+            self.line_start = self.base + (self.at + 1) as u64;
         }
-        self.at += sp + k.len;
-        true
-    }
-
-    /// [`Parser::key_is`] on the next line, `indent` spaces in (as in
-    /// indented JSON, where the keys of an object line up).
-    #[inline]
-    pub(crate) fn key_is_indented(&mut self, indent: usize, k: &KeyPattern) -> bool {
-        let Some(b) = self.buf.get(self.at..self.len) else { return false };
-        let Some(w) = b.get(1 + indent..).and_then(|r| r.first_chunk::<40>()) else { return false };
-        if b.first() != Some(&b'\n') || !b.get(1..1 + indent).is_some_and(all_spaces) || !k.is_at(w, 0) {
-            return false;
-        }
-        self.line += 1;
-        self.line_start = self.base + (self.at + 1) as u64;
-        self.at += 1 + indent + k.len;
-        true
+        self.at += skip + keys.get(i).map_or(0, |k| k.len);
+        Some(i)
     }
 
     /// A newline and `indent` spaces, consumed if they are next.
@@ -671,6 +667,32 @@ impl<R: Read> Parser<R> {
                 Some((neg, v))
             }
         }
+    }
+
+    /// A string of plain hex digits, `"0x…"` (1 to 16 digits), held whole
+    /// in the buffer: consumed, and its value.  None, with nothing
+    /// consumed, for anything else.
+    #[inline]
+    pub(crate) fn hex_fast(&mut self) -> Option<u64> {
+        let w = self.buf.get(self.at..self.len)?.first_chunk::<24>()?;
+        if w[..3] != *b"\"0x" {
+            return None;
+        }
+        let mut v = 0u64;
+        for (n, &c) in w[3..].iter().enumerate().take(17) {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                b'A'..=b'F' => c - b'A' + 10,
+                b'"' if n > 0 => {
+                    self.at += 4 + n;
+                    return Some(v);
+                }
+                _ => return None,
+            };
+            v = v << 4 | d as u64;
+        }
+        None
     }
 
     /// [`Parser::int_fast`] for a non-negative integer up to `max`; None,
@@ -1013,6 +1035,47 @@ mod tests {
                 }
             }
             assert_eq!(keys, [b"plain".to_vec(), b"escaped".to_vec(), "été".as_bytes().to_vec()]);
+        }
+    }
+
+    #[test]
+    fn keys_are_matched_in_the_buffer_as_crit_writes_them() {
+        let keys = [KeyPattern::new("id"), KeyPattern::new("flags"), KeyPattern::new("a_rather_long_field_name")];
+        // (text, indent, the key found, where the value starts)
+        let cases: &[(&str, usize, Option<usize>, usize)] = &[
+            ("\"id\": 1, ...........................................", 0, Some(0), 6),
+            (" \"flags\": 1, ...........................................", 0, Some(1), 10),
+            ("\n    \"a_rather_long_field_name\": 1, ..........................", 4, Some(2), 33),
+            ("\n   \"id\": 1, ...........................................", 4, None, 0),
+            ("\"id\":1, ...........................................", 0, None, 0),
+            ("\"idx\": 1, ...........................................", 0, None, 0),
+            ("  \"id\": 1, ...........................................", 0, None, 0),
+            ("\"id\": 1", 0, None, 0),
+        ];
+        for (text, indent, want, at) in cases {
+            let mut p = Parser::new(text.as_bytes());
+            p.fill().unwrap();
+            assert_eq!(p.key_among(*indent, &keys), *want, "{text:?}");
+            assert_eq!(p.position(), *at as u64, "{text:?}");
+            let lines = if want.is_some() && text.starts_with('\n') { 2 } else { 1 };
+            assert_eq!(p.line, lines, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn hex_fast_takes_plain_hex_strings() {
+        for (text, want) in [
+            ("\"0x7f3a\", ...................", Some(0x7f3a)),
+            ("\"0xFFFFFFFFFFFFFFFF\", .........", Some(u64::MAX)),
+            ("\"0x1FFFFFFFFFFFFFFFF\", ........", None),
+            ("\"0x\", .......................", None),
+            ("\"0X10\", .....................", None),
+            ("\"0x1g\", .....................", None),
+            ("\"0x10", None),
+        ] {
+            let mut p = Parser::new(text.as_bytes());
+            p.fill().unwrap();
+            assert_eq!(p.hex_fast(), want, "{text}");
         }
     }
 

@@ -215,7 +215,7 @@ fn int_value(r: &mut Rng, f: &FieldDesc) -> Json {
         0..=4 => Json::Str(pyfmt::hex(n).into_bytes()),
         5 => Json::Str(if r.pct(50) { format!("0X{:X}", n.max(0)) } else { format!("0x{:X}", n.max(0)) }.into_bytes()),
         6 => Json::Str(format!(" {n} ").into_bytes()),
-        7 => s(*r.pick(&["0o17", "0b101", "1_000", "+7", "-0x10", "0x", "", "twelve", "007", "0"])),
+        7 => s(r.pick::<&str>(&["0o17", "0b101", "1_000", "+7", "-0x10", "0x", "", "twelve", "007", "0"])),
         8 => Json::Float(n as f64 + 0.5),
         9 => Json::Bool(r.pct(50)),
         10 => r.pick(&[Json::Null, Json::Arr(vec![Json::Int(1)]), Json::Obj(vec![]), Json::Float(f64::NAN)]).clone(),
