@@ -26,7 +26,7 @@ pub struct JsonOut<W: Write> {
     flushes: u64,
 }
 
-/// A point in the output to go back to with [`JsonOut::rewind`].
+/// A point in the output to go back to (`JsonOut::rewind`, crate-internal).
 #[derive(Clone, Copy, Debug)]
 pub struct Mark {
     len: usize,
