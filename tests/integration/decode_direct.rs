@@ -20,6 +20,7 @@ use crit::transcode::{self, DecodeOptions};
 use crit::wire::{Message, Value};
 
 use crate::util;
+use crate::util::Rng;
 
 /// The four ways of writing: (indented, nice).
 const MODES: [(bool, bool); 4] = [(false, false), (true, true), (false, true), (true, false)];
@@ -179,39 +180,6 @@ fn direct_equals_tree_on_every_fixture_entry() {
 
 // ---------------------------------------------------------------------------
 // Generated messages
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
-    fn bytes(&mut self, max: u64) -> Vec<u8> {
-        let n = self.below(max + 1);
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    /// Integers of every size, edges included.
-    fn int(&mut self) -> u64 {
-        match self.below(7) {
-            0 => self.below(10),
-            1 => u64::MAX - self.below(3),
-            2 => (1u64 << self.below(64)).wrapping_sub(self.below(2)),
-            3 => self.next() >> self.below(64),
-            4 => self.below(1 << 20),
-            5 => 10u64.pow(self.below(20) as u32).wrapping_sub(self.below(2)),
-            _ => self.next(),
-        }
-    }
-}
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {

@@ -144,20 +144,6 @@ fn is_pagemap(data: &[u8]) -> bool {
     ImageReader::open(data).map(|r| r.kind().name == "PAGEMAP").unwrap_or(false)
 }
 
-/// A tiny deterministic generator (xorshift), so failures replay.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// Bit flips anywhere: whatever decode makes of them, every property of the
 /// decode fuzz target holds (no panic, whole = in pieces, decode, info and
 /// --nopl agree, the JSON encodes back to an image that decodes the same).

@@ -7,37 +7,7 @@ use crit::json::JsonOut;
 use crit::schema::{Label, MsgId, Type, MESSAGES};
 use crit::wire::{Message, Unknown, Value};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
-    fn bytes(&mut self, max: u64) -> Vec<u8> {
-        let n = self.below(max + 1);
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    /// Interesting integers: small, edges, random.
-    fn int(&mut self) -> u64 {
-        match self.below(6) {
-            0 => self.below(10),
-            1 => u64::MAX - self.below(3),
-            2 => (1u64 << self.below(64)).wrapping_sub(self.below(2)),
-            3 => self.next() >> self.below(64),
-            4 => self.below(1 << 20),
-            _ => self.next(),
-        }
-    }
-}
+use crate::util::Rng;
 
 fn gen_value(r: &mut Rng, ty: Type, conv: Option<&str>, depth: usize) -> Value {
     match ty {

@@ -220,3 +220,38 @@ pub fn errors_of(log: &Path) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A small deterministic generator (xorshift), so generated test cases
+/// replay exactly.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+    pub fn bytes(&mut self, max: u64) -> Vec<u8> {
+        let n = self.below(max + 1);
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    /// Integers of every size, edges included.
+    pub fn int(&mut self) -> u64 {
+        match self.below(7) {
+            0 => self.below(10),
+            1 => u64::MAX - self.below(3),
+            2 => (1u64 << self.below(64)).wrapping_sub(self.below(2)),
+            3 => self.next() >> self.below(64),
+            4 => self.below(1 << 20),
+            5 => 10u64.pow(self.below(20) as u32).wrapping_sub(self.below(2)),
+            _ => self.next(),
+        }
+    }
+}
