@@ -1,10 +1,20 @@
 //! Atomic output files: written to a temporary file in the same directory,
 //! synced, then renamed over the target, so an error leaves no partial
 //! output and never touches an existing file.
+//!
+//! Large outputs are written by a second thread, with direct I/O where the
+//! file system allows it.  The output has to reach the disk before the
+//! rename anyway (it is synced first), so going through the page cache
+//! would only add a copy of every byte and the work of managing those
+//! pages; with direct I/O the disk takes the bytes from our own blocks, and
+//! the thread lets that overlap the work that makes the next ones.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// A file being written; becomes visible at [`AtomicFile::commit`].
 ///
@@ -13,34 +23,144 @@ use std::path::{Path, PathBuf};
 /// replace atomically, and renaming over it would destroy the device.  A
 /// symbolic link to a file keeps being a link: the file it points to is
 /// replaced.
+///
+/// Bytes written through [`Write`] are gathered in blocks of [`BLOCK`]
+/// bytes.  An output that stays smaller is written at the commit, in one
+/// piece.  From the first full block of a temporary file on, full blocks go
+/// to a writer thread, at most [`IN_FLIGHT`] at a time (so memory stays at
+/// a few blocks whatever the size), which writes them with direct I/O while
+/// the kernel accepts it and through the page cache after.  An error of
+/// that thread is returned by the next write, flush or commit.
 pub struct AtomicFile {
     target: PathBuf,
     /// The temporary file, or None when writing the target in place.
     tmp: Option<PathBuf>,
-    file: Option<BufWriter<File>>,
-    /// Bytes written through [`Write`], and how many of them the disk
-    /// has been asked to start writing (see [`AtomicFile::note_written`]).
+    /// None once committed.
+    file: Option<Arc<File>>,
+    /// Bytes not yet handed on.
+    block: Block,
+    /// The writer thread, once started.
+    pipe: Option<Pipeline>,
+    /// Blocks may go to a writer thread with direct I/O: a temporary file
+    /// whose descriptor was never lent out ([`AtomicFile::file`]).
+    may_pipe: bool,
+    /// Bytes handed on (to the file or the thread).
     written: u64,
-    kicked: u64,
+    /// Write-back started up to here (see [`Kicker`]).
+    kick: Kicker,
 }
+
+/// Bytes gathered before they are written.
+pub const BLOCK: usize = 1 << 20;
+
+/// Full blocks queued for the writer thread besides the one it writes.
+pub const IN_FLIGHT: usize = 1;
+
+/// Alignment of blocks in memory and of their sizes and file offsets, as
+/// direct I/O needs (the largest logical block size of common disks).
+const ALIGN: usize = 4096;
 
 /// Ask the disk to start writing every this many bytes, so that the sync
 /// at the commit waits for the last few only.
 const KICK: u64 = 8 << 20;
 
+/// A block of memory whose bytes start at an [`ALIGN`]ed address.
+struct Block {
+    mem: Vec<u8>,
+    /// Where the aligned bytes start in `mem`.
+    off: usize,
+    /// Bytes held.
+    len: usize,
+}
+
+impl Block {
+    fn new() -> Block {
+        let mem = vec![0u8; BLOCK + ALIGN];
+        let off = mem.as_ptr().align_offset(ALIGN).min(ALIGN);
+        Block { mem, off, len: 0 }
+    }
+
+    /// An empty block with no memory yet (for outputs that never write).
+    fn none() -> Block {
+        Block { mem: Vec::new(), off: 0, len: 0 }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.mem.get(self.off..self.off + self.len).unwrap_or_default()
+    }
+
+    /// Copy in as much of `buf` as fits; how much that was.
+    fn fill(&mut self, buf: &[u8]) -> usize {
+        if self.mem.is_empty() {
+            *self = Block::new();
+        }
+        let at = self.off + self.len;
+        let room = self.mem.get_mut(at..self.off + BLOCK).unwrap_or_default();
+        let n = room.len().min(buf.len());
+        if let (Some(to), Some(from)) = (room.get_mut(..n), buf.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        self.len += n;
+        n
+    }
+
+    fn is_full(&self) -> bool {
+        self.len >= BLOCK
+    }
+}
+
+/// The writer thread and its two queues: full blocks to it, written
+/// blocks back.
+struct Pipeline {
+    full: SyncSender<Block>,
+    empty: Receiver<Block>,
+    thread: JoinHandle<io::Result<()>>,
+    /// Blocks made so far (the one being filled included).
+    blocks: usize,
+    /// Whether it started with direct I/O on.
+    direct: bool,
+}
+
+/// Starts write-back of what reached the page cache every [`KICK`] bytes
+/// (sync_file_range, which does not wait), so the writing overlaps the
+/// work that makes the bytes and the sync at the commit waits for little.
+#[derive(Clone, Copy, Default)]
+struct Kicker {
+    kicked: u64,
+}
+
+impl Kicker {
+    fn note(&mut self, f: &File, written: u64) {
+        if written.saturating_sub(self.kicked) < KICK {
+            return;
+        }
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on a descriptor we own; it only
+        // starts write-back of the file's dirty pages from `kicked` on.
+        unsafe {
+            nix::libc::sync_file_range(f.as_raw_fd(), self.kicked as i64, 0, nix::libc::SYNC_FILE_RANGE_WRITE);
+        }
+        self.kicked = written;
+    }
+}
+
 impl AtomicFile {
     /// Create the temporary file next to `target`.
     pub fn create(target: &Path) -> io::Result<AtomicFile> {
+        let new = |target: PathBuf, tmp: Option<PathBuf>, f: File| AtomicFile {
+            target,
+            may_pipe: tmp.is_some(),
+            tmp,
+            file: Some(Arc::new(f)),
+            block: Block::none(),
+            pipe: None,
+            written: 0,
+            kick: Kicker::default(),
+        };
         match fs::metadata(target) {
             Ok(m) if !m.is_file() && !m.is_dir() => {
                 let f = fs::OpenOptions::new().write(true).open(target)?;
-                return Ok(AtomicFile {
-                    target: target.to_path_buf(),
-                    tmp: None,
-                    file: Some(BufWriter::with_capacity(1 << 16, f)),
-                    written: 0,
-                    kicked: 0,
-                });
+                return Ok(new(target.to_path_buf(), None, f));
             }
             _ => {}
         }
@@ -58,20 +178,16 @@ impl AtomicFile {
         for attempt in 0..100u32 {
             let tmp = dir.join(format!(".{name}.crit-{}-{attempt}.tmp", std::process::id()));
             match fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
-                Ok(f) => {
-                    return Ok(AtomicFile {
-                        target,
-                        tmp: Some(tmp),
-                        file: Some(BufWriter::with_capacity(1 << 16, f)),
-                        written: 0,
-                        kicked: 0,
-                    })
-                }
+                Ok(f) => return Ok(new(target, Some(tmp), f)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
                 Err(e) => return Err(e),
             }
         }
         Err(last_err.unwrap_or_else(|| io::Error::other("cannot create a temporary file")))
+    }
+
+    fn committed() -> io::Error {
+        io::Error::other("file already committed")
     }
 
     /// Fill the file from a pipe with splice(2), calling `progress` with
@@ -84,10 +200,10 @@ impl AtomicFile {
     /// kernel refuses for direct I/O (a short tail, data written in
     /// unaligned pieces, a file system without it) the rest goes through
     /// the page cache.  Where the pipe cannot be spliced, it is copied.
-    pub fn splice_from(&self, pipe: &File, mut progress: impl FnMut(u64)) -> io::Result<u64> {
+    pub fn splice_from(&mut self, pipe: &File, mut progress: impl FnMut(u64)) -> io::Result<u64> {
         use std::os::fd::AsFd;
-        let Some(w) = self.file.as_ref() else { return Err(io::Error::other("file already committed")) };
-        let f = w.get_ref();
+        self.hand_on_all()?;
+        let f = self.file.as_deref().ok_or_else(Self::committed)?;
         let mut direct = set_direct(f, true);
         let mut total = 0u64;
         let r = loop {
@@ -123,19 +239,19 @@ impl AtomicFile {
         if direct {
             set_direct(f, false);
         }
+        self.written += total;
+        // What follows is not block aligned in the file any more.
+        self.may_pipe = false;
         r
     }
 
     /// The temporary file itself, for positioned, sparse or zero-copy
-    /// writes (`&File` is `Write + Seek`); what was buffered is flushed first.
+    /// writes (`&File` is `Write + Seek`); what was buffered is written
+    /// first, and from now on writes through [`Write`] are plain ones.
     pub fn file(&mut self) -> io::Result<&File> {
-        match self.file.as_mut() {
-            Some(w) => {
-                w.flush()?;
-                Ok(w.get_ref())
-            }
-            None => Err(io::Error::other("file already committed")),
-        }
+        self.may_pipe = false;
+        self.hand_on_all()?;
+        self.file.as_deref().ok_or_else(Self::committed)
     }
 
     /// Flush, sync and rename over the target; on failure the temporary
@@ -143,20 +259,20 @@ impl AtomicFile {
     /// place is only flushed.
     pub fn commit(mut self) -> io::Result<()> {
         let Some(tmp) = self.tmp.take() else {
-            return match self.file.take() {
-                Some(mut w) => w.flush(),
-                None => Ok(()),
-            };
+            let r = self.hand_on_all();
+            self.file = None;
+            return r;
         };
         let r = (|| {
-            if let Some(w) = self.file.take() {
-                let f = w.into_inner().map_err(|e| e.into_error())?;
+            self.hand_on_all()?;
+            if let Some(f) = self.file.take() {
                 f.sync_all()?;
             }
             fs::rename(&tmp, &self.target)
         })();
         match r {
             Err(e) => {
+                self.file = None;
                 let _ = fs::remove_file(&tmp);
                 Err(e)
             }
@@ -169,6 +285,149 @@ impl AtomicFile {
             }
         }
     }
+
+    /// Wait for the writer thread to write all it has, and stop it; its
+    /// error, if it had one.
+    fn stop_pipe(&mut self) -> io::Result<()> {
+        let Some(p) = self.pipe.take() else { return Ok(()) };
+        drop(p.full);
+        let r = p.thread.join().unwrap_or_else(|_| Err(io::Error::other("the output writer thread failed")));
+        if p.direct {
+            if let Some(f) = self.file.as_deref() {
+                set_direct(f, false);
+            }
+        }
+        r
+    }
+
+    /// Everything written so far into the file (the thread stopped, the
+    /// last block written through the page cache).
+    fn hand_on_all(&mut self) -> io::Result<()> {
+        self.stop_pipe()?;
+        if self.block.len > 0 {
+            let f = self.file.as_deref().ok_or_else(Self::committed)?;
+            let mut w = f;
+            w.write_all(self.block.bytes())?;
+            self.written += self.block.len as u64;
+            self.block.len = 0;
+            if self.tmp.is_some() {
+                self.kick.note(f, self.written);
+            }
+        }
+        Ok(())
+    }
+
+    /// The current block is full: hand it on.
+    fn hand_on_block(&mut self) -> io::Result<()> {
+        let aligned = self.written % ALIGN as u64 == 0;
+        if self.pipe.is_none() && self.may_pipe && aligned {
+            self.start_pipe()?;
+        }
+        let Some(p) = self.pipe.as_mut() else {
+            // Written here and now.
+            let f = self.file.as_deref().ok_or_else(Self::committed)?;
+            let mut w = f;
+            w.write_all(self.block.bytes())?;
+            self.written += self.block.len as u64;
+            self.block.len = 0;
+            if self.tmp.is_some() {
+                self.kick.note(f, self.written);
+            }
+            return Ok(());
+        };
+        let n = self.block.len as u64;
+        let full = std::mem::replace(&mut self.block, Block::none());
+        // The full block first, then a block to fill: a new one while there
+        // are fewer than the thread can hold, else one it has written.
+        let next = match p.full.send(full) {
+            Ok(()) if p.blocks < IN_FLIGHT + 2 => {
+                p.blocks += 1;
+                Some(Block::new())
+            }
+            Ok(()) => p.empty.recv().ok(),
+            Err(_) => None,
+        };
+        match next {
+            Some(mut b) => {
+                b.len = 0;
+                self.block = b;
+                self.written += n;
+                Ok(())
+            }
+            // The thread stopped: its error.
+            None => {
+                let r = self.stop_pipe();
+                self.may_pipe = false;
+                Err(r.err().unwrap_or_else(|| io::Error::other("the output writer thread stopped")))
+            }
+        }
+    }
+
+    /// Start the writer thread, with direct I/O if the file takes it.
+    fn start_pipe(&mut self) -> io::Result<()> {
+        let f = self.file.clone().ok_or_else(Self::committed)?;
+        let direct = set_direct(&f, true);
+        let (full, todo) = sync_channel::<Block>(IN_FLIGHT);
+        let (done, empty) = channel::<Block>();
+        let start = self.written;
+        let kick = self.kick;
+        let thread = std::thread::Builder::new()
+            .name("crit-output".into())
+            .spawn(move || write_blocks(&f, todo, done, direct, start, kick));
+        match thread {
+            Ok(thread) => {
+                self.pipe = Some(Pipeline { full, empty, thread, blocks: 1, direct });
+                Ok(())
+            }
+            Err(_) => {
+                // No thread: written here, through the page cache.
+                if let Some(f) = self.file.as_deref() {
+                    set_direct(f, false);
+                }
+                self.may_pipe = false;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The writer thread: write each block in turn and send it back; direct
+/// I/O until the kernel refuses it; `at` is the file offset of the first.
+fn write_blocks(
+    f: &File,
+    todo: Receiver<Block>,
+    done: std::sync::mpsc::Sender<Block>,
+    mut direct: bool,
+    mut at: u64,
+    mut kick: Kicker,
+) -> io::Result<()> {
+    for b in todo {
+        let mut rest = b.bytes();
+        while !rest.is_empty() {
+            let mut w = f;
+            match w.write(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    rest = rest.get(n..).unwrap_or_default();
+                    at += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Not for direct I/O here (nothing was written): go on
+                // through the page cache.
+                Err(e) if direct && e.raw_os_error() == Some(nix::libc::EINVAL) => {
+                    set_direct(f, false);
+                    direct = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !direct {
+            kick.note(f, at);
+        }
+        // The other side gone means it stops too.
+        let _ = done.send(b);
+    }
+    Ok(())
 }
 
 /// Turn direct I/O on or off for a file; whether the kernel agreed.
@@ -180,50 +439,34 @@ fn set_direct(f: &File, on: bool) -> bool {
     fcntl(f, FcntlArg::F_SETFL(flags)).is_ok()
 }
 
-impl AtomicFile {
-    /// Count bytes written; every [`KICK`] bytes, start the disk writing
-    /// what has reached the page cache (sync_file_range, which does not
-    /// wait), so the writing overlaps the work that makes the bytes.
-    fn note_written(&mut self, n: usize) {
-        self.written += n as u64;
-        if self.tmp.is_none() || self.written - self.kicked < KICK {
-            return;
-        }
-        if let Some(w) = self.file.as_ref() {
-            use std::os::fd::AsRawFd;
-            let fd = w.get_ref().as_raw_fd();
-            // SAFETY: a plain system call on a descriptor we own; it only
-            // starts write-back of the file's dirty pages from `kicked` on.
-            unsafe {
-                nix::libc::sync_file_range(fd, self.kicked as i64, 0, nix::libc::SYNC_FILE_RANGE_WRITE);
-            }
-        }
-        self.kicked = self.written;
-    }
-}
-
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = match self.file.as_mut() {
-            Some(f) => f.write(buf)?,
-            None => return Err(io::Error::other("file already committed")),
-        };
-        self.note_written(n);
+        if self.file.is_none() {
+            return Err(Self::committed());
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.block.fill(buf);
+        if self.block.is_full() {
+            self.hand_on_block()?;
+        }
         Ok(n)
     }
 
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self.file.as_mut() {
-            Some(f) => f.write_all(buf)?,
-            None => return Err(io::Error::other("file already committed")),
+    fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = self.write(buf)?;
+            buf = buf.get(n..).unwrap_or_default();
         }
-        self.note_written(buf.len());
         Ok(())
     }
 
+    /// Everything written so far goes to the file (what follows may then
+    /// be written through the page cache, being out of block alignment).
     fn flush(&mut self) -> io::Result<()> {
-        match self.file.as_mut() {
-            Some(f) => f.flush(),
+        match self.file {
+            Some(_) => self.hand_on_all(),
             None => Ok(()),
         }
     }
@@ -231,7 +474,10 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        if self.file.is_some() {
+            // Not committed: stop the thread, then remove what it wrote.
+            let _ = self.stop_pipe();
+            self.file = None;
             if let Some(tmp) = &self.tmp {
                 let _ = fs::remove_file(tmp);
             }
@@ -292,7 +538,7 @@ mod tests {
             })
         };
         let target = dir.join("out.img");
-        let out = AtomicFile::create(&target).unwrap();
+        let mut out = AtomicFile::create(&target).unwrap();
         let mut reported = 0;
         let n = out.splice_from(&File::from(r), |k| reported += k).unwrap();
         feeder.join().unwrap();
@@ -358,6 +604,106 @@ mod tests {
         assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
         assert_eq!(fs::read(&real).unwrap(), b"new");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Bytes that differ from block to block and within them.
+    fn pattern(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Write `data` in pieces of the sizes `pieces` cycles through,
+    /// calling `flush` after the piece of index `flush_at` if given.
+    fn write_in_pieces(out: &mut AtomicFile, data: &[u8], pieces: &[usize], flush_at: Option<usize>) {
+        let mut at = 0;
+        for (i, &p) in pieces.iter().cycle().enumerate() {
+            if at >= data.len() {
+                break;
+            }
+            let end = (at + p).min(data.len());
+            out.write_all(&data[at..end]).unwrap();
+            at = end;
+            if flush_at == Some(i) {
+                out.flush().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn large_outputs_through_the_writer_thread_keep_every_byte() {
+        // Under target/ (direct I/O) and in /dev/shm (a tmpfs: the page
+        // cache path) when there is one.
+        let mut dirs = vec![scratch("large")];
+        let shm = PathBuf::from("/dev/shm").join(format!("crit-output-test-{}", std::process::id()));
+        if fs::create_dir_all(&shm).is_ok() {
+            dirs.push(shm);
+        }
+        for dir in &dirs {
+            let target = dir.join("out.json");
+            fs::write(&target, b"old").unwrap();
+            // Many blocks and a tail; exactly four blocks; one block less a
+            // byte (never reaches the thread); writes bigger than a block;
+            // a flush in the middle, out of block alignment.
+            let cases: [(usize, &[usize], Option<usize>); 5] = [
+                (5 * BLOCK + 12345, &[65536, 1, 4095, 7], None),
+                (4 * BLOCK, &[65536], None),
+                (BLOCK - 1, &[1000], None),
+                (3 * BLOCK + 3, &[3 * BLOCK / 2 + 1], None),
+                (6 * BLOCK + 100, &[100_001], Some(3)),
+            ];
+            for (n, (len, pieces, flush_at)) in cases.into_iter().enumerate() {
+                let data = pattern(len, n as u64 + 7);
+                let mut out = AtomicFile::create(&target).unwrap();
+                write_in_pieces(&mut out, &data, pieces, flush_at);
+                // The target is untouched until the commit.
+                assert_eq!(fs::read(&target).unwrap().len(), if n == 0 { 3 } else { cases[n - 1].0 });
+                out.commit().unwrap();
+                let got = fs::read(&target).unwrap();
+                assert_eq!(got.len(), len, "case {n} in {}", dir.display());
+                assert!(got == data, "case {n} in {}: content differs", dir.display());
+            }
+            assert_eq!(fs::read_dir(dir).unwrap().count(), 1, "temporary files left in {}", dir.display());
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+
+    #[test]
+    fn an_output_dropped_while_the_thread_writes_leaves_the_target_alone() {
+        let dir = scratch("drop");
+        let target = dir.join("out.json");
+        fs::write(&target, b"old").unwrap();
+        let mut out = AtomicFile::create(&target).unwrap();
+        write_in_pieces(&mut out, &pattern(5 * BLOCK, 3), &[BLOCK / 3], None);
+        drop(out);
+        assert_eq!(fs::read(&target).unwrap(), b"old");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "the temporary file was left");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn positioned_writes_after_streamed_blocks() {
+        use std::os::unix::fs::FileExt;
+        let dir = scratch("file");
+        let target = dir.join("out.bin");
+        let mut data = pattern(3 * BLOCK + 77, 11);
+        let mut out = AtomicFile::create(&target).unwrap();
+        write_in_pieces(&mut out, &data, &[50_000], None);
+        // Patch a header in place, then go on appending.
+        out.file().unwrap().write_all_at(b"HEAD", 0).unwrap();
+        data[..4].copy_from_slice(b"HEAD");
+        let tail = pattern(2 * BLOCK + 5, 12);
+        write_in_pieces(&mut out, &tail, &[70_000], None);
+        data.extend_from_slice(&tail);
+        out.commit().unwrap();
+        assert!(fs::read(&target).unwrap() == data);
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -326,7 +326,7 @@ fn write_captured(dir: &Path, name: &str, pipe: &mut File, json: bool, live: &cr
         }
     } else {
         let target = dir.join(name);
-        let out = AtomicFile::create(&target).map_err(|e| Error::from(e).in_file(&target))?;
+        let mut out = AtomicFile::create(&target).map_err(|e| Error::from(e).in_file(&target))?;
         let n = out.splice_from(pipe, |k| live.add_bytes(k)).map_err(|e| Error::from(e).in_file(&target))?;
         out.commit().map_err(|e| Error::from(e).in_file(&target))?;
         Ok(n)
