@@ -161,9 +161,9 @@ fn stream_b64<R: Read, W: Write>(rd: &mut ImageReader<R>, out: &mut JsonOut<W>, 
 /// Count the entries of an image as `crit info` reports them: payloads
 /// skipped properly, the pagemap head not counted.
 pub fn info<R: Read>(input: R) -> Result<(&'static ImageKind, usize)> {
-    let mut rd = ImageReader::open(input)?;
+    let mut rd = ImageReader::open(std::io::BufReader::with_capacity(1 << 16, input))?;
     let kind = rd.kind();
-    let n = rd.count_entries()?;
+    let n = rd.count_entries_buffered()?;
     let n = if kind.body == Body::Pagemap { n.saturating_sub(1) } else { n };
     Ok((kind, n))
 }

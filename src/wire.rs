@@ -498,6 +498,53 @@ fn decode_message(ty: MsgId, buf: &[u8], depth: usize) -> Result<Message> {
     Ok(Message { ty, fields })
 }
 
+/// Whether [`Message::decode`] of `buf` as a `ty` would succeed, without
+/// making the message: the same walk over keys, lengths and nested
+/// messages, with nothing kept.  (Values that do not fit their field
+/// decode as unknown fields, not errors, so only the framing counts.)
+pub fn decodes(ty: MsgId, buf: &[u8]) -> bool {
+    decodes_at(ty, buf, 0)
+}
+
+fn decodes_at(ty: MsgId, buf: &[u8], depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    let desc = ty.desc();
+    let mut pos = 0usize;
+    while pos < buf.len() {
+        let Some(key) = read_varint(buf, &mut pos) else { return false };
+        let number = key >> 3;
+        if number == 0 || number > u32::MAX as u64 >> 3 {
+            return false;
+        }
+        let fits = match key & 7 {
+            0 => read_varint(buf, &mut pos).is_some(),
+            1 | 5 => {
+                let n = if key & 7 == 1 { 8 } else { 4 };
+                pos = pos.saturating_add(n);
+                pos <= buf.len()
+            }
+            2 => {
+                let Some(len) = read_varint(buf, &mut pos) else { return false };
+                let Some(data) = usize::try_from(len).ok().and_then(|l| buf.get(pos..pos.checked_add(l)?)) else {
+                    return false;
+                };
+                pos += data.len();
+                match desc.field_index(number as u32).and_then(|i| desc.fields.get(i)).map(|f| f.ty) {
+                    Some(Type::Message(sub)) => decodes_at(sub, data, depth + 1),
+                    _ => true,
+                }
+            }
+            _ => false,
+        };
+        if !fits {
+            return false;
+        }
+    }
+    true
+}
+
 fn unpack(ty: Type, data: &[u8]) -> Option<Vec<Value>> {
     let mut out = Vec::new();
     let mut pos = 0;

@@ -84,6 +84,9 @@ struct Tally {
 /// walk applied in raw mode.
 fn compare(ty: MsgId, data: &[u8], what: &str, tally: &mut Tally) -> bool {
     tally.messages += 1;
+    // The framing check `info` counts with says what decoding says.
+    let decodes = Message::decode(ty, data).is_ok();
+    assert_eq!(crit::wire::decodes(ty, data), decodes, "{what}: wire::decodes disagrees with Message::decode");
     let mut raw_direct = false;
     for (pretty, nice) in MODES {
         for hex in [false, true] {
@@ -566,6 +569,14 @@ fn decode_equals_message_path_on_generated_images_with_odd_entries() {
             // A frame cut short.
             let cut = img.len() - r.below(6).min(img.len() as u64 - 8) as usize;
             img.truncate(cut);
+        }
+        // `info` counts (or fails) as the message path does.
+        let counted = ImageReader::open(&img[..]).and_then(|mut rd| rd.count_entries());
+        let info = transcode::info(&img[..]).map(|(_, n)| n);
+        match (&counted, &info) {
+            (Ok(a), Ok(b)) => assert_eq!(a - (kind.body == Body::Pagemap) as usize, *b, "{} round {round}", kind.name),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{} round {round}", kind.name),
+            _ => panic!("{} round {round}: info {info:?}, message path {counted:?}", kind.name),
         }
         for nice in [false, true] {
             let tree = tree_decode(&img, nice);
