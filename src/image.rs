@@ -129,6 +129,19 @@ pub struct ImageReader<R: Read> {
     pending: ExtraSpec,
 }
 
+/// The role and message type of entry `index` of an image of `kind`.
+#[inline]
+fn role_and_type(kind: &ImageKind, index: usize) -> (Role, MsgId) {
+    match kind.body {
+        Body::Pagemap if index == 0 => (Role::PagemapHead, msg::PAGEMAP_HEAD),
+        Body::Pagemap => (Role::PagemapEntry, msg::PAGEMAP_ENTRY),
+        Body::Ghost if index == 0 => (Role::GhostFile, msg::GHOST_FILE_ENTRY),
+        Body::Ghost => (Role::GhostChunk, msg::GHOST_CHUNK_ENTRY),
+        Body::Entries(ty, _) => (Role::Entry, ty),
+        Body::Undecodable => (Role::Entry, msg::INVENTORY_ENTRY),
+    }
+}
+
 /// Entries up to this size are read into a buffer sized up front.
 const SMALL_ENTRY: u64 = 1 << 16;
 
@@ -364,14 +377,7 @@ impl<R: Read> ImageReader<R> {
     }
 
     fn role_and_type(&self) -> (Role, MsgId) {
-        match self.kind.body {
-            Body::Pagemap if self.index == 0 => (Role::PagemapHead, msg::PAGEMAP_HEAD),
-            Body::Pagemap => (Role::PagemapEntry, msg::PAGEMAP_ENTRY),
-            Body::Ghost if self.index == 0 => (Role::GhostFile, msg::GHOST_FILE_ENTRY),
-            Body::Ghost => (Role::GhostChunk, msg::GHOST_CHUNK_ENTRY),
-            Body::Entries(ty, _) => (Role::Entry, ty),
-            Body::Undecodable => (Role::Entry, msg::INVENTORY_ENTRY),
-        }
+        role_and_type(self.kind, self.index)
     }
 
     fn extra_of(&self, role: Role, m: &Message) -> ExtraSpec {
@@ -589,6 +595,51 @@ impl<R: io::BufRead> ImageReader<R> {
             }
         }
         self.next_raw()
+    }
+
+    /// For an image of [bare entries](ImageReader::bare_entries) read
+    /// from a buffered input: hand each entry whose frame is whole in the
+    /// input's buffer to `each`, in order, straight from that buffer (no
+    /// copy), as [`ImageReader::next_raw`] would return it, and consume
+    /// those frames.  Returns how many entries were handed over: 0 where
+    /// the buffer (refilled first if it was empty) holds no whole frame
+    /// (or a large one), at the end of the input, after an error of the
+    /// input, and on other images; [`ImageReader::next_raw`] then reads
+    /// the next entry, with its results.  The first error of `each` ends
+    /// the run (its entry counts as read) and is returned.
+    pub fn each_raw_buffered(&mut self, mut each: impl FnMut(RawEntry<'_>) -> Result<()>) -> Result<usize> {
+        if !(self.bare_entries() && self.state == State::Body && self.pending == ExtraSpec::None) {
+            return Ok(0);
+        }
+        let Ok(buf) = self.r.fill_buf() else { return Ok(0) };
+        let mut used = 0usize;
+        let mut n = 0usize;
+        let mut result = Ok(());
+        // Only the first entry of an image may have a role of its own.
+        let (role, ty) = role_and_type(self.kind, usize::MAX);
+        while let Some(head) = used.checked_add(4).and_then(|end| buf.get(used..end)) {
+            let size = u32::from_le_bytes(head.try_into().unwrap_or_default());
+            if size as u64 > SMALL_ENTRY {
+                break;
+            }
+            let start = used + 4;
+            let end = start + size as usize;
+            let Some(bytes) = buf.get(start..end) else { break };
+            let offset = self.offset;
+            let index = self.index;
+            self.current = index;
+            self.offset += 4 + size as u64;
+            self.index += 1;
+            used = end;
+            n += 1;
+            let (role, ty) = if index == 0 { role_and_type(self.kind, 0) } else { (role, ty) };
+            if let Err(e) = each(RawEntry { index, offset, role, ty, bytes }) {
+                result = Err(e);
+                break;
+            }
+        }
+        self.r.consume(used);
+        result.map(|()| n)
     }
 
     /// Copy the next frame's message bytes out of the input's buffer into

@@ -4,7 +4,8 @@
 use std::io::{Read, Write};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::image::{round_up, ExtraSpec, ImageReader, ImageWriter, Role};
+use crate::image::{round_up, ExtraSpec, ImageReader, ImageWriter, RawEntry, Role};
+use crate::json::direct::EntryWriter;
 use crate::json::direct_in::DirectEncoder;
 use crate::json::map::{write_b64, write_fields, write_message, Style};
 use crate::json::out::B64Lines;
@@ -49,15 +50,16 @@ pub fn decode<R: Read, W: Write>(input: R, output: W, opts: DecodeOptions) -> Re
     out.key("entries")?;
     out.begin_array()?;
     if rd.bare_entries() {
-        // No payloads: each entry is written straight from its bytes, or,
-        // where that walk does not apply, from its decoded message.
-        while let Some(raw) = rd.next_raw_buffered()? {
-            if !crate::json::direct::write_entry(&mut out, raw.ty, raw.bytes, style)? {
-                let m = raw.decode()?;
-                out.elem()?;
-                out.begin_object()?;
-                write_fields(&mut out, &m, style, false)?;
-                out.end_object()?;
+        // No payloads: each entry is written straight from its bytes (as
+        // they are in the input's buffer, where they are whole there).
+        let mut w = EntryWriter::new(style);
+        loop {
+            if rd.each_raw_buffered(|raw| write_raw_entry(&mut w, &mut out, &raw, style))? > 0 {
+                continue;
+            }
+            match rd.next_raw()? {
+                Some(raw) => write_raw_entry(&mut w, &mut out, &raw, style)?,
+                None => break,
             }
         }
     }
@@ -72,6 +74,31 @@ pub fn decode<R: Read, W: Write>(input: R, output: W, opts: DecodeOptions) -> Re
     out.end_array()?;
     out.end_object()?;
     out.finish()
+}
+
+/// Write an entry of an image without payloads straight from its bytes,
+/// or, where that walk does not apply, from its decoded message.
+#[inline(always)]
+fn write_raw_entry<W: Write>(
+    w: &mut EntryWriter,
+    out: &mut JsonOut<W>,
+    raw: &RawEntry<'_>,
+    style: Style,
+) -> Result<()> {
+    if !w.write(out, raw.ty, raw.bytes)? {
+        write_decoded_entry(out, raw, style)?;
+    }
+    Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn write_decoded_entry<W: Write>(out: &mut JsonOut<W>, raw: &RawEntry<'_>, style: Style) -> Result<()> {
+    let m = raw.decode()?;
+    out.elem()?;
+    out.begin_object()?;
+    write_fields(out, &m, style, false)?;
+    out.end_object()
 }
 
 fn write_extra<R: Read, W: Write>(

@@ -14,13 +14,19 @@
 //! writes that with [`super::map::write_fields`].  When the walk succeeds,
 //! its text is byte for byte the text of that path.
 
+//!
+//! Per message type and style, a table made on first use says for each
+//! field key (number and wire type) what to read and how to write it (see
+//! [`Kind`]): a plain integer is then one table look-up, one varint and
+//! its digits, with no value in between.
+
 use std::io::Write;
 use std::sync::OnceLock;
 
 use super::map::{write_bytes, write_scalar, Style};
-use super::out::JsonOut;
+use super::out::{JsonOut, KEY_FIXED};
 use crate::error::Result;
-use crate::schema::{FieldDesc, Label, MsgId, Type, MESSAGES};
+use crate::schema::{FieldDesc, Label, MsgId, Opts, Type, MESSAGES};
 use crate::wire::{packed_wire_type, read_varint, scalar_value, MAX_DEPTH};
 
 /// `?` for the walk, with the giving-up side marked cold: the optimiser
@@ -42,60 +48,193 @@ fn give_up<T>() -> Option<T> {
     None
 }
 
-/// The member texts `, "name": ` of the fields of each message type, made
-/// on first use of the type (and kept for the life of the process): a key
-/// is then one copy, most often of a fixed size (see
-/// [`JsonOut::member_held`]).
-struct Keys {
-    /// By message type.
-    of: Vec<OnceLock<Box<[Key]>>>,
+/// How the walk takes a field value that comes with a given field key
+/// (number and wire type), in a given style: what to read and how to
+/// write it.  The integer kinds write plain numbers, as [`write_scalar`]
+/// writes them where no option of nice mode gives a text.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// Not for the walk: a number the type does not have, a wire type
+    /// that does not fit the field, an address field in nice mode.
+    GiveUp,
+    /// A varint, the number as it is (`uint64`).
+    Uint64,
+    /// A varint that must fit 32 bits (`uint32`).
+    Uint32,
+    /// A varint read as a signed 64-bit number (`int64`).
+    Int64,
+    /// A varint that must be a signed 32-bit number (`int32`).
+    Int32,
+    /// A zigzag varint (`sint64`).
+    Sint64,
+    /// A zigzag varint that must fit 32 bits (`sint32`).
+    Sint32,
+    /// A varint of 0 or 1.
+    Bool,
+    /// A varint that must be a signed 32-bit number: the enum's name, or
+    /// the number where the enum has no name for it.
+    Enum,
+    /// Any other scalar with wire type 0: through its value and
+    /// [`write_scalar`] (the texts of nice mode).
+    Varint,
+    /// Any scalar with wire type 1, the same way (fixed64, sfixed64,
+    /// double).
+    Fixed64,
+    /// Any scalar with wire type 5, the same way (fixed32, sfixed32,
+    /// float).
+    Fixed32,
+    /// A nested message.
+    Message,
+    /// A string.
+    String,
+    /// Bytes.
+    Bytes,
+    /// A packed run of a repeated scalar field.
+    Packed,
 }
 
-/// Bytes copied at once for a member text (and kept readable after each).
-const KEY_COPY: usize = 32;
+/// What to do with one field key: the field, the kind, and whether the
+/// field is repeated.
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    slot: &'static Slot,
+    kind: Kind,
+    list: bool,
+}
 
-/// One member text.
-struct Key {
+/// One field of a message type: its descriptor and its member text
+/// `, "name": `, which is also in `fixed` (zeros after it) where it fits,
+/// for a copy of known size (see [`JsonOut::member_held`]).
+#[derive(Debug)]
+struct Slot {
+    desc: &'static FieldDesc,
     text: &'static [u8],
-    /// `text` and what follows it, [`KEY_COPY`] + 2 bytes.
-    padded: &'static [u8],
+    fixed: [u8; KEY_FIXED],
 }
 
-impl Keys {
-    fn get() -> &'static Keys {
-        static KEYS: OnceLock<Keys> = OnceLock::new();
-        KEYS.get_or_init(|| Keys { of: MESSAGES.iter().map(|_| OnceLock::new()).collect() })
+/// The field of the steps that give up.
+static NO_FIELD: FieldDesc = FieldDesc {
+    name: "",
+    number: 0,
+    label: Label::Optional,
+    ty: Type::Bool,
+    packed: false,
+    opts: Opts::NONE,
+    default: None,
+};
+static NO_SLOT: Slot = Slot { desc: &NO_FIELD, text: b"", fixed: [0; KEY_FIXED] };
+const GIVE_UP: Step = Step { slot: &NO_SLOT, kind: Kind::GiveUp, list: false };
+
+/// The steps of one message type by style (raw, nice, nice with hex
+/// inherited), each a table by field key `number << 3 | wire type` up to
+/// the largest field number of the type (keys past it: give up).  Made
+/// on first use of the type and kept for the life of the process.
+struct Plan {
+    steps: [&'static [Step]; 3],
+}
+
+/// The plans by message type.
+struct Plans {
+    of: Vec<OnceLock<Plan>>,
+}
+
+impl Plans {
+    fn get() -> &'static Plans {
+        static PLANS: OnceLock<Plans> = OnceLock::new();
+        PLANS.get_or_init(|| Plans { of: MESSAGES.iter().map(|_| OnceLock::new()).collect() })
     }
 
-    /// The member texts of the fields of `ty`, in field order.
+    /// The steps of type `ty` in a style (`hex`: inherited from enclosing
+    /// fields, which only nice mode heeds).
     #[inline(always)]
-    fn of(&self, ty: MsgId) -> Option<&[Key]> {
+    fn steps(&self, ty: MsgId, style: Style, hex: bool) -> Option<&'static [Step]> {
         let cell = ok!(self.of.get(ty.0 as usize));
-        Some(cell.get_or_init(|| Self::make(ty)))
+        let plan = cell.get_or_init(|| Plan::make(ty));
+        let i = if !style.nice {
+            0
+        } else if hex {
+            2
+        } else {
+            1
+        };
+        plan.steps.get(i).copied()
     }
+}
 
+impl Plan {
     #[cold]
-    fn make(ty: MsgId) -> Box<[Key]> {
+    fn make(ty: MsgId) -> Plan {
         let fields = ty.desc().fields;
-        let mut text = Vec::new();
-        let mut spans = Vec::with_capacity(fields.len());
-        for f in fields {
-            let a = text.len();
-            text.extend_from_slice(b", \"");
-            text.extend_from_slice(f.name.as_bytes());
-            text.extend_from_slice(b"\": ");
-            spans.push((a, text.len()));
-        }
-        // Room after the last text for a copy of fixed size past it.
-        text.extend_from_slice(&[0; KEY_COPY + 2]);
-        let text: &'static [u8] = Box::leak(text.into_boxed_slice());
-        spans
+        let slots: Vec<Slot> = fields
             .iter()
-            .map(|&(a, b)| Key {
-                text: text.get(a..b).unwrap_or_default(),
-                padded: text.get(a..a + KEY_COPY + 2).unwrap_or_default(),
+            .map(|f| {
+                let mut text = Vec::new();
+                text.extend_from_slice(b", \"");
+                text.extend_from_slice(f.name.as_bytes());
+                text.extend_from_slice(b"\": ");
+                let mut fixed = [0u8; KEY_FIXED];
+                if let Some(d) = fixed.get_mut(..text.len()) {
+                    d.copy_from_slice(&text);
+                }
+                Slot { desc: f, text: Box::leak(text.into_boxed_slice()), fixed }
             })
-            .collect()
+            .collect();
+        let slots: &'static [Slot] = Box::leak(slots.into_boxed_slice());
+        // Field numbers are small (below 40 in CRIU's schema): fields past
+        // 1024 (there are none) would take the message path.
+        let max = fields.iter().map(|f| f.number).max().unwrap_or(0).min(1024) as usize;
+        let table = |nice: bool, hex: bool| -> &'static [Step] {
+            let mut t = vec![GIVE_UP; (max + 1) * 8];
+            for slot in slots {
+                let f = slot.desc;
+                for wt in 0..8u8 {
+                    let key = (f.number as usize) << 3 | wt as usize;
+                    if let Some(s) = t.get_mut(key) {
+                        *s = Step { slot, kind: kind_of(f, wt, nice, hex), list: f.label == Label::Repeated };
+                    }
+                }
+            }
+            Box::leak(t.into_boxed_slice())
+        };
+        Plan { steps: [table(false, false), table(true, false), table(true, true)] }
+    }
+}
+
+/// The kind of a value of field `f` that comes with wire type `wt`.
+fn kind_of(f: &FieldDesc, wt: u8, nice: bool, hex: bool) -> Kind {
+    match f.ty {
+        Type::Message(_) if wt == 2 => return Kind::Message,
+        Type::String if wt == 2 => return Kind::String,
+        Type::Bytes if wt == 2 => return Kind::Bytes,
+        Type::Message(_) | Type::String | Type::Bytes => return Kind::GiveUp,
+        _ => {}
+    }
+    if nice && f.opts.ipadd {
+        // Addresses are written from the whole list.
+        return Kind::GiveUp;
+    }
+    if wt == 2 && f.label == Label::Repeated {
+        return Kind::Packed;
+    }
+    if wt != packed_wire_type(f.ty) {
+        return Kind::GiveUp;
+    }
+    // Integers as plain numbers: raw mode, or no option that gives a text
+    // (the test of `write_scalar`).
+    let plain = !nice || !(hex || f.opts.hex || f.opts.dev || f.opts.flags.is_some() || f.opts.dict.is_some());
+    match (f.ty, wt) {
+        (Type::Uint64, 0) if plain => Kind::Uint64,
+        (Type::Uint32, 0) if plain => Kind::Uint32,
+        (Type::Int64, 0) if plain => Kind::Int64,
+        (Type::Int32, 0) if plain => Kind::Int32,
+        (Type::Sint64, 0) if plain => Kind::Sint64,
+        (Type::Sint32, 0) if plain => Kind::Sint32,
+        (Type::Bool, 0) => Kind::Bool,
+        (Type::Enum(_), 0) => Kind::Enum,
+        (_, 0) => Kind::Varint,
+        (_, 1) => Kind::Fixed64,
+        (_, 5) => Kind::Fixed32,
+        _ => Kind::GiveUp,
     }
 }
 
@@ -108,7 +247,8 @@ impl Keys {
 /// that is an error.)
 pub fn write_fields<W: Write>(out: &mut JsonOut<W>, ty: MsgId, data: &[u8], style: Style, hex: bool) -> Result<bool> {
     let mark = out.mark();
-    if walk(out, Keys::get(), ty, data, style, hex, 0).is_some() {
+    let cx = Ctx { plans: Plans::get(), style, hex, depth: 0 };
+    if cx.plans.steps(ty, style, hex).and_then(|steps| walk(out, steps, data, &cx)).is_some() {
         return Ok(true);
     }
     out.rewind(mark)?;
@@ -120,18 +260,50 @@ pub fn write_fields<W: Write>(out: &mut JsonOut<W>, ty: MsgId, data: &[u8], styl
 /// full.  Returns false, having written nothing (not even the separator),
 /// where the walk does not apply.
 pub fn write_entry<W: Write>(out: &mut JsonOut<W>, ty: MsgId, data: &[u8], style: Style) -> Result<bool> {
-    let mark = out.mark();
-    out.elem_held();
-    let done = out.begin_object().is_ok()
-        && walk(out, Keys::get(), ty, data, style, false, 0).is_some()
-        && out.end_object().is_ok();
-    if done {
-        // The entry is whole: now the buffer may go out.
-        out.spill()?;
-        return Ok(true);
+    EntryWriter::new(style).write(out, ty, data)
+}
+
+/// [`write_entry`] for the entries of an image one after another, with
+/// the look-ups for their type made once.
+pub struct EntryWriter {
+    style: Style,
+    plans: &'static Plans,
+    /// The type last written and its steps.
+    last: Option<(MsgId, Option<&'static [Step]>)>,
+}
+
+impl EntryWriter {
+    /// A writer of entries in `style`.
+    pub fn new(style: Style) -> EntryWriter {
+        EntryWriter { style, plans: Plans::get(), last: None }
     }
-    out.rewind(mark)?;
-    Ok(false)
+
+    /// [`write_entry`]: the entry of type `ty` with wire bytes `data`, or
+    /// false, having written nothing.
+    #[inline(always)]
+    pub fn write<W: Write>(&mut self, out: &mut JsonOut<W>, ty: MsgId, data: &[u8]) -> Result<bool> {
+        let steps = match self.last {
+            Some((t, steps)) if t == ty => steps,
+            _ => {
+                let steps = self.plans.steps(ty, self.style, false);
+                self.last = Some((ty, steps));
+                steps
+            }
+        };
+        let Some(steps) = steps else { return Ok(false) };
+        let mark = out.mark();
+        out.elem_held();
+        out.begin_object_held();
+        let cx = Ctx { plans: self.plans, style: self.style, hex: false, depth: 0 };
+        if walk(out, steps, data, &cx).is_some() {
+            out.end_object_held();
+            // The entry is whole: now the buffer may go out.
+            out.spill()?;
+            return Ok(true);
+        }
+        out.rewind(mark)?;
+        Ok(false)
+    }
 }
 
 /// A varint, with the one-byte case first.
@@ -142,8 +314,32 @@ fn varint(data: &[u8], pos: &mut usize) -> Option<u64> {
             *pos += 1;
             Some(b as u64)
         }
-        _ => read_varint(data, pos),
+        _ => long_varint(data, pos),
     }
+}
+
+/// A varint of any length: where eight bytes are there to read and it
+/// ends within them, from one word (the 7-bit groups gathered pairwise,
+/// then by fours, then by eights); else [`read_varint`], with its
+/// results.
+#[inline(always)]
+fn long_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
+    let word = pos.checked_add(8).and_then(|end| data.get(*pos..end)).and_then(|w| <[u8; 8]>::try_from(w).ok());
+    if let Some(w) = word {
+        let x = u64::from_le_bytes(w);
+        let ends = !x & 0x8080_8080_8080_8080;
+        if ends != 0 {
+            // The stop bit of the last byte, then everything up to it.
+            let stop = ends.trailing_zeros();
+            let x = x & (u64::MAX >> (63 - stop)) & 0x7f7f_7f7f_7f7f_7f7f;
+            let x = (x & 0x007f_007f_007f_007f) | (x & 0x7f00_7f00_7f00_7f00) >> 1;
+            let x = (x & 0x0000_3fff_0000_3fff) | (x & 0x3fff_0000_3fff_0000) >> 2;
+            let x = (x & 0x0000_0000_0fff_ffff) | (x & 0x0fff_ffff_0000_0000) >> 4;
+            *pos += (stop as usize + 1) / 8;
+            return Some(x);
+        }
+    }
+    read_varint(data, pos)
 }
 
 /// The bytes of a length-delimited field.
@@ -168,151 +364,177 @@ fn fixed<const N: usize>(data: &[u8], pos: &mut usize) -> Option<u64> {
     Some(u64::from_le_bytes(v))
 }
 
-/// Start the value of field `f`: its key (`key`, its member text), or for
-/// a repeated field the next element of its list (opening the list on the
-/// first).
+/// Start the value of field `f`: its key, or for a repeated field the
+/// next element of its list (opening the list on the first).  `more`:
+/// whether the object has members already (then true).
 #[inline(always)]
-fn open<W: Write>(out: &mut JsonOut<W>, f: &Field, in_list: &mut bool) -> Option<()> {
-    if f.desc.label == Label::Repeated {
+fn open<W: Write>(out: &mut JsonOut<W>, f: &Step, in_list: &mut bool, more: &mut bool) {
+    if f.list {
         if !*in_list {
-            out.member_held::<KEY_COPY>(f.key.text, f.key.padded);
-            ok!(out.begin_array().ok());
+            member(out, f, more);
+            out.begin_array_held();
             *in_list = true;
         }
         out.elem_held();
     } else {
-        out.member_held::<KEY_COPY>(f.key.text, f.key.padded);
+        member(out, f, more);
     }
-    Some(())
 }
 
-/// A field being written: its descriptor and member text.
-struct Field<'a> {
-    desc: &'static FieldDesc,
-    key: &'a Key,
-}
-
-/// One scalar of field `f` from its wire bits.
+/// The key of field `f`.
 #[inline(always)]
-fn scalar<W: Write>(
-    out: &mut JsonOut<W>,
-    f: &Field,
-    wt: u8,
-    raw: u64,
-    style: Style,
-    hex: bool,
-    in_list: &mut bool,
-) -> Option<()> {
-    // Only scalars come out (nothing to drop: spare the drop's test).
-    let v = std::mem::ManuallyDrop::new(ok!(scalar_value(f.desc.ty, wt, raw)));
-    ok!(open(out, f, in_list));
-    ok!(write_scalar(out, f.desc, &v, style, hex).ok());
-    Some(())
+fn member<W: Write>(out: &mut JsonOut<W>, f: &Step, more: &mut bool) {
+    if *more {
+        out.member_more_held(f.slot.text, &f.slot.fixed);
+    } else {
+        out.member_held(f.slot.text, &f.slot.fixed);
+        *more = true;
+    }
 }
 
-/// Write the members of one message; None to give up.
-fn walk<W: Write>(
-    out: &mut JsonOut<W>,
-    keys: &Keys,
-    ty: MsgId,
-    data: &[u8],
+/// What the walk of one message passes on: the plans, the style, the
+/// `hex` inherited from enclosing fields and the depth.
+struct Ctx<'p> {
+    plans: &'p Plans,
     style: Style,
     hex: bool,
     depth: usize,
-) -> Option<()> {
-    if depth > MAX_DEPTH {
+}
+
+/// One scalar value of field `f` from its wire bits, through its value
+/// (its key is written).
+#[inline(never)]
+fn scalar<W: Write>(out: &mut JsonOut<W>, f: &'static FieldDesc, wt: u8, raw: u64, cx: &Ctx) -> Option<()> {
+    // Only scalars come out (nothing to drop: spare the drop's test).
+    let v = std::mem::ManuallyDrop::new(ok!(scalar_value(f.ty, wt, raw)));
+    ok!(write_scalar(out, f, &v, cx.style, cx.hex).ok());
+    Some(())
+}
+
+/// Zigzag decoding.
+#[inline(always)]
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// A signed 32-bit number from a varint (which holds it sign-extended to
+/// 64 bits), if it is one.
+#[inline(always)]
+fn int32(v: u64) -> Option<i64> {
+    let i = v as i64;
+    if i < i32::MIN as i64 || i > i32::MAX as i64 {
         return give_up();
     }
-    let fields = ty.desc().fields;
-    let texts = ok!(keys.of(ty));
-    // The field being written (fields are sorted by number, as the wire
-    // should be), its number (0 before the first), and whether its list is
-    // open.
-    let mut cur = 0usize;
-    let mut last = 0u32;
+    Some(i)
+}
+
+/// Write the members of one message, whose type has the steps `steps`
+/// in the style of `cx`; None to give up.
+fn walk<W: Write>(out: &mut JsonOut<W>, steps: &'static [Step], data: &[u8], cx: &Ctx) -> Option<()> {
+    if cx.depth > MAX_DEPTH {
+        return give_up();
+    }
+    // The number of the field being written (0 before the first), whether
+    // its list is open, and whether the object has members yet.
+    let mut last = 0u64;
     let mut in_list = false;
+    let mut more = false;
     let mut pos = 0usize;
-    while pos < data.len() {
-        let key = ok!(varint(data, &mut pos));
+    while let Some(&b) = data.get(pos) {
+        let key = if b < 0x80 {
+            pos += 1;
+            b as u64
+        } else {
+            ok!(long_varint(data, &mut pos))
+        };
+        let step = ok!(usize::try_from(key).ok().and_then(|k| steps.get(k)));
         let number = key >> 3;
-        let wt = (key & 7) as u8;
-        if number == 0 || number > (u32::MAX >> 3) as u64 {
-            return give_up();
-        }
-        let number = number as u32;
-        if number != last {
-            if number < last {
-                return give_up();
-            }
+        if number > last {
             if in_list {
-                ok!(out.end_array().ok());
+                out.end_array_held();
                 in_list = false;
             }
-            while ok!(fields.get(cur)).number < number {
-                cur += 1;
-            }
             last = number;
-        }
-        let fd = ok!(fields.get(cur));
-        if fd.number != number {
+        } else if number < last || !step.list {
+            // Out of order, or a second value of a singular field (which
+            // would replace the first: the message path does that).
             return give_up();
         }
-        let f = Field { desc: fd, key: ok!(texts.get(cur)) };
-        match fd.ty {
-            Type::Message(sub) => {
-                if wt != 2 {
+        if step.kind == Kind::Packed {
+            ok!(packed(out, step, data, &mut pos, cx, &mut in_list, &mut more));
+            continue;
+        }
+        // The key first: where the value then does not fit, the walk gives
+        // up, and that takes the key back too.
+        open(out, step, &mut in_list, &mut more);
+        match step.kind {
+            Kind::Uint64 => out.uint_held(ok!(varint(data, &mut pos))),
+            Kind::Uint32 => {
+                let v = ok!(varint(data, &mut pos));
+                if v > u32::MAX as u64 {
                     return give_up();
                 }
-                let body = ok!(delimited(data, &mut pos));
-                ok!(open(out, &f, &mut in_list));
-                ok!(out.begin_object().ok());
-                ok!(walk(out, keys, sub, body, style, hex || fd.opts.hex, depth + 1));
-                ok!(out.end_object().ok());
+                out.uint_held(v);
             }
-            Type::String => {
-                if wt != 2 {
+            Kind::Int64 => out.sint_held(ok!(varint(data, &mut pos)) as i64),
+            Kind::Int32 => out.sint_held(ok!(int32(ok!(varint(data, &mut pos))))),
+            Kind::Sint64 => out.sint_held(unzigzag(ok!(varint(data, &mut pos)))),
+            Kind::Sint32 => {
+                let v = ok!(varint(data, &mut pos));
+                if v > u32::MAX as u64 {
                     return give_up();
                 }
-                let body = ok!(delimited(data, &mut pos));
-                ok!(open(out, &f, &mut in_list));
-                ok!(out.write_str(body).ok());
+                out.sint_held(unzigzag(v) as i32 as i64);
             }
-            Type::Bytes => {
-                if wt != 2 {
-                    return give_up();
-                }
-                let body = ok!(delimited(data, &mut pos));
-                ok!(open(out, &f, &mut in_list));
-                ok!(write_bytes(out, fd, body).ok());
-            }
-            _ => {
-                if style.nice && fd.opts.ipadd {
-                    // Addresses are written from the whole list.
-                    return give_up();
-                }
-                let raw = match wt {
-                    0 => ok!(varint(data, &mut pos)),
-                    1 => ok!(fixed::<8>(data, &mut pos)),
-                    5 => ok!(fixed::<4>(data, &mut pos)),
-                    2 if fd.label == Label::Repeated => {
-                        let body = ok!(delimited(data, &mut pos));
-                        ok!(packed(out, &f, body, style, hex, &mut in_list));
-                        continue;
-                    }
+            Kind::Bool => {
+                let text: &[u8] = match ok!(varint(data, &mut pos)) {
+                    0 => b"false",
+                    1 => b"true",
                     _ => return give_up(),
                 };
-                ok!(scalar(out, &f, wt, raw, style, hex, &mut in_list));
+                out.buf().extend_from_slice(text);
             }
-        }
-        if fd.label != Label::Repeated {
-            // A second value of this singular field would replace this one
-            // (the message path does that): past it, the same number finds
-            // no field.
-            cur += 1;
+            _ => ok!(value(out, step, data, &mut pos, cx)),
         }
     }
     if in_list {
-        ok!(out.end_array().ok());
+        out.end_array_held();
+    }
+    Some(())
+}
+
+/// The value of field `step` of the kinds other than plain integers and
+/// packed runs (its key is written); None to give up.
+#[inline(never)]
+fn value<W: Write>(out: &mut JsonOut<W>, step: &Step, data: &[u8], pos: &mut usize, cx: &Ctx) -> Option<()> {
+    let fd = step.slot.desc;
+    match step.kind {
+        Kind::Enum => {
+            let v = ok!(int32(ok!(varint(data, pos))));
+            let name = match fd.ty {
+                Type::Enum(e) => e.desc().name_of(v as i32),
+                _ => None,
+            };
+            match name {
+                Some(name) => ok!(out.write_ident(name).ok()),
+                // A value the schema does not name: kept as its number.
+                None => out.sint_held(v),
+            }
+        }
+        Kind::Varint => ok!(scalar(out, fd, 0, ok!(varint(data, pos)), cx)),
+        Kind::Fixed64 => ok!(scalar(out, fd, 1, ok!(fixed::<8>(data, pos)), cx)),
+        Kind::Fixed32 => ok!(scalar(out, fd, 5, ok!(fixed::<4>(data, pos)), cx)),
+        Kind::Message => {
+            let Type::Message(sub) = fd.ty else { return give_up() };
+            let body = ok!(delimited(data, pos));
+            out.begin_object_held();
+            let inner = Ctx { plans: cx.plans, style: cx.style, hex: cx.hex || fd.opts.hex, depth: cx.depth + 1 };
+            ok!(walk(out, ok!(cx.plans.steps(sub, inner.style, inner.hex)), body, &inner));
+            out.end_object_held();
+        }
+        Kind::String => ok!(out.write_str(ok!(delimited(data, pos))).ok()),
+        Kind::Bytes => ok!(write_bytes(out, fd, ok!(delimited(data, pos))).ok()),
+        _ => return give_up(),
     }
     Some(())
 }
@@ -322,18 +544,22 @@ fn walk<W: Write>(
 #[inline(never)]
 fn packed<W: Write>(
     out: &mut JsonOut<W>,
-    f: &Field,
-    body: &[u8],
-    style: Style,
-    hex: bool,
+    f: &Step,
+    data: &[u8],
+    pos: &mut usize,
+    cx: &Ctx,
     in_list: &mut bool,
+    more: &mut bool,
 ) -> Option<()> {
+    let body = ok!(delimited(data, pos));
+    let fd = f.slot.desc;
     let mut p = 0usize;
-    match packed_wire_type(f.desc.ty) {
+    match packed_wire_type(fd.ty) {
         0 => {
             while p < body.len() {
                 let raw = ok!(varint(body, &mut p));
-                ok!(scalar(out, f, 0, raw, style, hex, in_list));
+                open(out, f, in_list, more);
+                ok!(scalar(out, fd, 0, raw, cx));
             }
         }
         1 => {
@@ -342,7 +568,8 @@ fn packed<W: Write>(
             }
             while p < body.len() {
                 let raw = ok!(fixed::<8>(body, &mut p));
-                ok!(scalar(out, f, 1, raw, style, hex, in_list));
+                open(out, f, in_list, more);
+                ok!(scalar(out, fd, 1, raw, cx));
             }
         }
         5 => {
@@ -351,7 +578,8 @@ fn packed<W: Write>(
             }
             while p < body.len() {
                 let raw = ok!(fixed::<4>(body, &mut p));
-                ok!(scalar(out, f, 5, raw, style, hex, in_list));
+                open(out, f, in_list, more);
+                ok!(scalar(out, fd, 5, raw, cx));
             }
         }
         _ => return give_up(),

@@ -37,6 +37,10 @@ pub struct Mark {
 
 const BLOCK: usize = 1 << 16;
 
+/// The size of the fixed copy of a member text (see
+/// [`JsonOut::member_held`]): texts up to 2 bytes shorter are copied so.
+pub(crate) const KEY_FIXED: usize = 34;
+
 /// Indentation levels written from one slice: `,`, newline, then spaces.
 const INDENT_LEVELS: usize = 32;
 static INDENT: [u8; 2 + 4 * INDENT_LEVELS] = {
@@ -187,11 +191,12 @@ impl<W: Write> JsonOut<W> {
     }
 
     /// Start a member from its prepared text `, "name": ` (a key that
-    /// needs no escaping), never flushing.  `padded` is `text` followed by
-    /// at least `N` more bytes: a key that fits is copied as `N` bytes (a
-    /// copy of known size, no call) and the tail cut.
+    /// needs no escaping), never flushing.  `fixed` holds `text` followed
+    /// by zeros where it fits: a key that fits is copied as
+    /// [`KEY_FIXED`]` - 2` bytes (a copy of known size, no call) and the
+    /// tail cut.
     #[inline(always)]
-    pub(crate) fn member_held<const N: usize>(&mut self, text: &[u8], padded: &[u8]) {
+    pub(crate) fn member_held(&mut self, text: &[u8], fixed: &[u8; KEY_FIXED]) {
         let depth = self.stack.len();
         // Where the key starts in `text`: after the `, ` unless it is needed.
         let from = match self.stack.last_mut() {
@@ -208,16 +213,36 @@ impl<W: Write> JsonOut<W> {
             }
             None => 2,
         };
-        let want = text.len().saturating_sub(from);
-        let fixed = padded.get(from..from + N).and_then(|p| <&[u8; N]>::try_from(p).ok());
-        match fixed {
-            Some(fixed) if want <= N => {
-                let len = self.buf.len();
-                self.buf.extend_from_slice(fixed);
-                self.buf.truncate(len + want);
-            }
-            _ => self.buf.extend_from_slice(text.get(from..).unwrap_or_default()),
+        self.member_text(from, text, fixed);
+    }
+
+    /// [`member_held`](JsonOut::member_held) where the innermost
+    /// container is known to have members already.
+    #[inline(always)]
+    pub(crate) fn member_more_held(&mut self, text: &[u8], fixed: &[u8; KEY_FIXED]) {
+        debug_assert_eq!(self.stack.last(), Some(&true));
+        if self.pretty {
+            let depth = self.stack.len();
+            self.newline_indent(depth, true);
+            self.member_text(2, text, fixed);
+        } else {
+            self.member_text(0, text, fixed);
         }
+    }
+
+    /// The member text from byte `from` on.
+    #[inline(always)]
+    fn member_text(&mut self, from: usize, text: &[u8], fixed: &[u8; KEY_FIXED]) {
+        let len = self.buf.len();
+        if text.len() <= KEY_FIXED - 2 {
+            let chunk = if from == 0 { fixed.first_chunk::<{ KEY_FIXED - 2 }>() } else { fixed.last_chunk() };
+            if let Some(chunk) = chunk {
+                self.buf.extend_from_slice(chunk);
+                self.buf.truncate(len + text.len().saturating_sub(from));
+                return;
+            }
+        }
+        self.buf.extend_from_slice(text.get(from..).unwrap_or_default());
     }
 
     /// [`elem`](JsonOut::elem) that never flushes.
@@ -228,37 +253,62 @@ impl<W: Write> JsonOut<W> {
 
     /// Open an object (as a value: call `key` or `elem` first if nested).
     pub fn begin_object(&mut self) -> Result<()> {
+        self.begin_object_held();
+        Ok(())
+    }
+
+    /// [`begin_object`](JsonOut::begin_object), which never fails.
+    #[inline(always)]
+    pub(crate) fn begin_object_held(&mut self) {
         self.buf.push(b'{');
         self.stack.push(false);
-        Ok(())
     }
 
     /// Close the innermost object.
     pub fn end_object(&mut self) -> Result<()> {
+        self.end(b'}');
+        Ok(())
+    }
+
+    /// [`end_object`](JsonOut::end_object), which never fails.
+    #[inline(always)]
+    pub(crate) fn end_object_held(&mut self) {
         self.end(b'}')
     }
 
     /// Open an array.
     pub fn begin_array(&mut self) -> Result<()> {
+        self.begin_array_held();
+        Ok(())
+    }
+
+    /// [`begin_array`](JsonOut::begin_array), which never fails.
+    #[inline(always)]
+    pub(crate) fn begin_array_held(&mut self) {
         self.buf.push(b'[');
         self.stack.push(false);
-        Ok(())
     }
 
     /// Close the innermost array.
     pub fn end_array(&mut self) -> Result<()> {
+        self.end(b']');
+        Ok(())
+    }
+
+    /// [`end_array`](JsonOut::end_array), which never fails.
+    #[inline(always)]
+    pub(crate) fn end_array_held(&mut self) {
         self.end(b']')
     }
 
     #[inline(always)]
-    fn end(&mut self, close: u8) -> Result<()> {
+    fn end(&mut self, close: u8) {
         let had = self.stack.pop().unwrap_or(false);
         if had && self.pretty {
             let depth = self.stack.len();
             self.newline_indent(depth, false);
         }
         self.buf.push(close);
-        Ok(())
     }
 
     /// Start a member whose key needs no escaping (a schema field name).
@@ -300,26 +350,42 @@ impl<W: Write> JsonOut<W> {
     /// An unsigned 64-bit integer (the same digits as [`JsonOut::int`]).
     #[inline(always)]
     pub fn uint(&mut self, v: u64) -> Result<()> {
+        self.uint_held(v);
+        Ok(())
+    }
+
+    /// [`uint`](JsonOut::uint), which never fails.
+    #[inline(always)]
+    pub(crate) fn uint_held(&mut self, v: u64) {
+        let len = self.buf.len();
         if v < 10 {
             self.buf.push(b'0' + v as u8);
+        } else if let Some((digits, n)) = itoa_like::digits16(v) {
+            // All 16 bytes are copied (a copy of known size), the tail cut.
+            self.buf.extend_from_slice(&digits.to_le_bytes());
+            self.buf.truncate(len + n);
         } else {
-            // All 20 bytes are copied (a copy of known size), the tail cut.
             let mut buf = [0u8; 20];
             let n = itoa_like::digits(v, &mut buf);
-            let len = self.buf.len();
             self.buf.extend_from_slice(&buf);
             self.buf.truncate(len + n);
         }
-        Ok(())
     }
 
     /// A signed 64-bit integer (the same digits as [`JsonOut::int`]).
     #[inline]
     pub fn sint(&mut self, v: i64) -> Result<()> {
+        self.sint_held(v);
+        Ok(())
+    }
+
+    /// [`sint`](JsonOut::sint), which never fails.
+    #[inline]
+    pub(crate) fn sint_held(&mut self, v: i64) {
         if v < 0 {
             self.buf.push(b'-');
         }
-        self.uint(v.unsigned_abs())
+        self.uint_held(v.unsigned_abs())
     }
 
     /// A string with nothing to escape: a schema name (letters, digits and
@@ -505,6 +571,24 @@ pub mod itoa_like {
             None => 0,
         };
         (t + above).max(1)
+    }
+
+    /// The digits of `v` below 10^16 in the low bytes of a word (the first
+    /// in the lowest) and their count; None for larger numbers.
+    #[inline(always)]
+    pub fn digits16(v: u64) -> Option<(u128, usize)> {
+        const E8: u64 = 100_000_000;
+        let n = count(v);
+        if v < E8 {
+            Some(((eight(v as u32) >> (8 * (8 - n))) as u128, n))
+        } else if v < E8 * E8 {
+            let lead_n = n - 8;
+            let lead = eight((v / E8) as u32) >> (8 * (8 - lead_n));
+            let rest = eight((v % E8) as u32);
+            Some((lead as u128 | (rest as u128) << (8 * lead_n), n))
+        } else {
+            None
+        }
     }
 
     /// Write the digits of `v` at the start of `buf`; returns their count.
