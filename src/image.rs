@@ -612,34 +612,36 @@ impl<R: io::BufRead> ImageReader<R> {
             return Ok(0);
         }
         let Ok(buf) = self.r.fill_buf() else { return Ok(0) };
-        let mut used = 0usize;
-        let mut n = 0usize;
+        let first = self.index;
+        let (mut index, mut offset, mut used) = (first, self.offset, 0usize);
         let mut result = Ok(());
         // Only the first entry of an image may have a role of its own.
         let (role, ty) = role_and_type(self.kind, usize::MAX);
-        while let Some(head) = used.checked_add(4).and_then(|end| buf.get(used..end)) {
-            let size = u32::from_le_bytes(head.try_into().unwrap_or_default());
+        while let Some(head) = buf.get(used..).and_then(|rest| rest.first_chunk::<4>()) {
+            let size = u32::from_le_bytes(*head);
             if size as u64 > SMALL_ENTRY {
                 break;
             }
             let start = used + 4;
             let end = start + size as usize;
             let Some(bytes) = buf.get(start..end) else { break };
-            let offset = self.offset;
-            let index = self.index;
-            self.current = index;
-            self.offset += 4 + size as u64;
-            self.index += 1;
-            used = end;
-            n += 1;
             let (role, ty) = if index == 0 { role_and_type(self.kind, 0) } else { (role, ty) };
-            if let Err(e) = each(RawEntry { index, offset, role, ty, bytes }) {
+            let entry = RawEntry { index, offset, role, ty, bytes };
+            index += 1;
+            offset += 4 + size as u64;
+            used = end;
+            if let Err(e) = each(entry) {
                 result = Err(e);
                 break;
             }
         }
         self.r.consume(used);
-        result.map(|()| n)
+        if index > first {
+            self.current = index - 1;
+        }
+        self.index = index;
+        self.offset = offset;
+        result.map(|()| index - first)
     }
 
     /// Copy the next frame's message bytes out of the input's buffer into

@@ -54,11 +54,11 @@ pub fn decode<R: Read, W: Write>(input: R, output: W, opts: DecodeOptions) -> Re
         // they are in the input's buffer, where they are whole there).
         let mut w = EntryWriter::new(style);
         loop {
-            if rd.each_raw_buffered(|raw| write_raw_entry(&mut w, &mut out, &raw, style))? > 0 {
+            if rd.each_raw_buffered(|raw| write_raw_entry(&mut w, &mut out, raw, style))? > 0 {
                 continue;
             }
             match rd.next_raw()? {
-                Some(raw) => write_raw_entry(&mut w, &mut out, &raw, style)?,
+                Some(raw) => write_raw_entry(&mut w, &mut out, raw, style)?,
                 None => break,
             }
         }
@@ -79,12 +79,7 @@ pub fn decode<R: Read, W: Write>(input: R, output: W, opts: DecodeOptions) -> Re
 /// Write an entry of an image without payloads straight from its bytes,
 /// or, where that walk does not apply, from its decoded message.
 #[inline(always)]
-fn write_raw_entry<W: Write>(
-    w: &mut EntryWriter,
-    out: &mut JsonOut<W>,
-    raw: &RawEntry<'_>,
-    style: Style,
-) -> Result<()> {
+fn write_raw_entry<W: Write>(w: &mut EntryWriter, out: &mut JsonOut<W>, raw: RawEntry<'_>, style: Style) -> Result<()> {
     if !w.write(out, raw.ty, raw.bytes)? {
         write_decoded_entry(out, raw, style)?;
     }
@@ -93,7 +88,7 @@ fn write_raw_entry<W: Write>(
 
 #[cold]
 #[inline(never)]
-fn write_decoded_entry<W: Write>(out: &mut JsonOut<W>, raw: &RawEntry<'_>, style: Style) -> Result<()> {
+fn write_decoded_entry<W: Write>(out: &mut JsonOut<W>, raw: RawEntry<'_>, style: Style) -> Result<()> {
     let m = raw.decode()?;
     out.elem()?;
     out.begin_object()?;

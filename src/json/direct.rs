@@ -324,9 +324,8 @@ fn varint(data: &[u8], pos: &mut usize) -> Option<u64> {
 /// results.
 #[inline(always)]
 fn long_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
-    let word = pos.checked_add(8).and_then(|end| data.get(*pos..end)).and_then(|w| <[u8; 8]>::try_from(w).ok());
-    if let Some(w) = word {
-        let x = u64::from_le_bytes(w);
+    if let Some(w) = data.get(*pos..).and_then(|rest| rest.first_chunk::<8>()) {
+        let x = u64::from_le_bytes(*w);
         let ends = !x & 0x8080_8080_8080_8080;
         if ends != 0 {
             // The stop bit of the last byte, then everything up to it.
@@ -450,55 +449,106 @@ fn walk<W: Write>(out: &mut JsonOut<W>, steps: &'static [Step], data: &[u8], cx:
         let step = ok!(usize::try_from(key).ok().and_then(|k| steps.get(k)));
         let number = key >> 3;
         if number > last {
-            if in_list {
-                out.end_array_held();
-                in_list = false;
-            }
             last = number;
         } else if number < last || !step.list {
             // Out of order, or a second value of a singular field (which
             // would replace the first: the message path does that).
             return give_up();
         }
-        if step.kind == Kind::Packed {
-            ok!(packed(out, step, data, &mut pos, cx, &mut in_list, &mut more));
-            continue;
-        }
         // The key first: where the value then does not fit, the walk gives
         // up, and that takes the key back too.
-        open(out, step, &mut in_list, &mut more);
-        match step.kind {
-            Kind::Uint64 => out.uint_held(ok!(varint(data, &mut pos))),
-            Kind::Uint32 => {
-                let v = ok!(varint(data, &mut pos));
-                if v > u32::MAX as u64 {
-                    return give_up();
-                }
-                out.uint_held(v);
-            }
-            Kind::Int64 => out.sint_held(ok!(varint(data, &mut pos)) as i64),
-            Kind::Int32 => out.sint_held(ok!(int32(ok!(varint(data, &mut pos))))),
-            Kind::Sint64 => out.sint_held(unzigzag(ok!(varint(data, &mut pos)))),
-            Kind::Sint32 => {
-                let v = ok!(varint(data, &mut pos));
-                if v > u32::MAX as u64 {
-                    return give_up();
-                }
-                out.sint_held(unzigzag(v) as i32 as i64);
-            }
-            Kind::Bool => {
-                let text: &[u8] = match ok!(varint(data, &mut pos)) {
-                    0 => b"false",
-                    1 => b"true",
-                    _ => return give_up(),
-                };
-                out.buf().extend_from_slice(text);
-            }
-            _ => ok!(value(out, step, data, &mut pos, cx)),
+        if !step.list {
+            member(out, step, &mut more);
+        } else if step.kind == Kind::Packed {
+            ok!(packed(out, step, data, &mut pos, cx, &mut in_list, &mut more));
+            ok!(close_list(out, number, data, pos, &mut in_list));
+            continue;
+        } else {
+            open(out, step, &mut in_list, &mut more);
+        }
+        match plain(out, step.kind, data, &mut pos) {
+            Plain::Done => {}
+            Plain::Other => ok!(value(out, step, data, &mut pos, cx)),
+            Plain::GiveUp => return give_up(),
+        }
+        if in_list {
+            ok!(close_list(out, number, data, pos, &mut in_list));
         }
     }
     if in_list {
         out.end_array_held();
+    }
+    Some(())
+}
+
+/// What [`plain`] did.
+enum Plain {
+    /// Wrote the value.
+    Done,
+    /// Nothing: the kind is not a plain one.
+    Other,
+    /// Nothing: the value does not fit.
+    GiveUp,
+}
+
+/// Read and write a value of a plain kind (integers and bools).
+#[inline(always)]
+fn plain<W: Write>(out: &mut JsonOut<W>, kind: Kind, data: &[u8], pos: &mut usize) -> Plain {
+    macro_rules! get {
+        ($e:expr) => {
+            match $e {
+                Some(v) => v,
+                None => return Plain::GiveUp,
+            }
+        };
+    }
+    match kind {
+        Kind::Uint64 => out.uint_held(get!(varint(data, pos))),
+        Kind::Uint32 => {
+            let v = get!(varint(data, pos));
+            if v > u32::MAX as u64 {
+                return Plain::GiveUp;
+            }
+            out.uint_held(v);
+        }
+        Kind::Int64 => out.sint_held(get!(varint(data, pos)) as i64),
+        Kind::Int32 => out.sint_held(get!(int32(get!(varint(data, pos))))),
+        Kind::Sint64 => out.sint_held(unzigzag(get!(varint(data, pos)))),
+        Kind::Sint32 => {
+            let v = get!(varint(data, pos));
+            if v > u32::MAX as u64 {
+                return Plain::GiveUp;
+            }
+            out.sint_held(unzigzag(v) as i32 as i64);
+        }
+        Kind::Bool => {
+            let text: &[u8] = match get!(varint(data, pos)) {
+                0 => b"false",
+                1 => b"true",
+                _ => return Plain::GiveUp,
+            };
+            out.buf().extend_from_slice(text);
+        }
+        _ => return Plain::Other,
+    }
+    Plain::Done
+}
+
+/// After a value of repeated field number `number`: close its list
+/// where the next field is another one (or there is none), so that the
+/// walk never has to test for an open list but here.
+#[inline(always)]
+fn close_list<W: Write>(out: &mut JsonOut<W>, number: u64, data: &[u8], pos: usize, in_list: &mut bool) -> Option<()> {
+    let next = match data.get(pos) {
+        Some(&b) if b < 0x80 => Some(b as u64 >> 3),
+        _ => {
+            let mut p = pos;
+            long_varint(data, &mut p).map(|k| k >> 3)
+        }
+    };
+    if *in_list && next != Some(number) {
+        out.end_array_held();
+        *in_list = false;
     }
     Some(())
 }
