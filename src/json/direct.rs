@@ -24,10 +24,12 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 use super::map::{write_bytes, write_scalar, Style};
+use super::maps::{flag_map, FlagMap};
 use super::out::{JsonOut, KEY_FIXED};
+use super::pyfmt::{hex_into, map_flags_into};
 use crate::error::Result;
 use crate::schema::{FieldDesc, Label, MsgId, Opts, Type, MESSAGES};
-use crate::wire::{packed_wire_type, read_varint, scalar_value, MAX_DEPTH};
+use crate::wire::{packed_wire_type, read_varint, scalar_value, Value, MAX_DEPTH};
 
 /// `?` for the walk, with the giving-up side marked cold: the optimiser
 /// then lays the walk out (and inlines the writers) for the common path
@@ -74,6 +76,12 @@ enum Kind {
     /// A varint that must be a signed 32-bit number: the enum's name, or
     /// the number where the enum has no name for it.
     Enum,
+    /// An integer with wire type 0 written as hex text (nice mode: the
+    /// field's `hex` option or one inherited).
+    Hex,
+    /// An integer with wire type 0 written as the names of its flags
+    /// (nice mode: the field's `flags` option, with a known map).
+    Flags,
     /// Any other scalar with wire type 0: through its value and
     /// [`write_scalar`] (the texts of nice mode).
     Varint,
@@ -110,6 +118,8 @@ struct Slot {
     desc: &'static FieldDesc,
     text: &'static [u8],
     fixed: [u8; KEY_FIXED],
+    /// The map of the field's `flags` option.
+    flags: Option<FlagMap>,
 }
 
 /// The field of the steps that give up.
@@ -122,7 +132,7 @@ static NO_FIELD: FieldDesc = FieldDesc {
     opts: Opts::NONE,
     default: None,
 };
-static NO_SLOT: Slot = Slot { desc: &NO_FIELD, text: b"", fixed: [0; KEY_FIXED] };
+static NO_SLOT: Slot = Slot { desc: &NO_FIELD, text: b"", fixed: [0; KEY_FIXED], flags: None };
 const GIVE_UP: Step = Step { slot: &NO_SLOT, kind: Kind::GiveUp, list: false };
 
 /// The steps of one message type by style (raw, nice, nice with hex
@@ -176,7 +186,12 @@ impl Plan {
                 if let Some(d) = fixed.get_mut(..text.len()) {
                     d.copy_from_slice(&text);
                 }
-                Slot { desc: f, text: Box::leak(text.into_boxed_slice()), fixed }
+                Slot {
+                    desc: f,
+                    text: Box::leak(text.into_boxed_slice()),
+                    fixed,
+                    flags: f.opts.flags.and_then(flag_map),
+                }
             })
             .collect();
         let slots: &'static [Slot] = Box::leak(slots.into_boxed_slice());
@@ -222,6 +237,22 @@ fn kind_of(f: &FieldDesc, wt: u8, nice: bool, hex: bool) -> Kind {
     // Integers as plain numbers: raw mode, or no option that gives a text
     // (the test of `write_scalar`).
     let plain = !nice || !(hex || f.opts.hex || f.opts.dev || f.opts.flags.is_some() || f.opts.dict.is_some());
+    if !plain && f.ty.is_integer() && wt == 0 {
+        // The texts of nice mode, in the order `write_scalar` tries them.
+        return if hex || f.opts.hex {
+            Kind::Hex
+        } else if f.opts.dev {
+            Kind::Varint
+        } else if let Some(name) = f.opts.flags {
+            if flag_map(name).is_some() {
+                Kind::Flags
+            } else {
+                Kind::Hex
+            }
+        } else {
+            Kind::Varint
+        };
+    }
     match (f.ty, wt) {
         (Type::Uint64, 0) if plain => Kind::Uint64,
         (Type::Uint32, 0) if plain => Kind::Uint32,
@@ -410,6 +441,18 @@ fn scalar<W: Write>(out: &mut JsonOut<W>, f: &'static FieldDesc, wt: u8, raw: u6
     Some(())
 }
 
+/// The number an integer field of type `f` holds, from a varint: the
+/// value the message path makes of it, as `write_scalar` widens it.
+#[inline(always)]
+fn int_value(f: &FieldDesc, raw: u64) -> Option<i128> {
+    // Only scalars come out (nothing to drop: spare the drop's test).
+    match *std::mem::ManuallyDrop::new(ok!(scalar_value(f.ty, 0, raw))) {
+        Value::Uint(u) => Some(u as i128),
+        Value::Int(i) => Some(i as i128),
+        _ => give_up(),
+    }
+}
+
 /// Zigzag decoding.
 #[inline(always)]
 fn unzigzag(v: u64) -> i64 {
@@ -570,6 +613,21 @@ fn value<W: Write>(out: &mut JsonOut<W>, step: &Step, data: &[u8], pos: &mut usi
                 // A value the schema does not name: kept as its number.
                 None => out.sint_held(v),
             }
+        }
+        Kind::Hex => {
+            let n = ok!(int_value(fd, ok!(varint(data, pos))));
+            let buf = out.buf();
+            buf.push(b'"');
+            hex_into(buf, n);
+            buf.push(b'"');
+        }
+        Kind::Flags => {
+            let n = ok!(int_value(fd, ok!(varint(data, pos))));
+            let map = ok!(step.slot.flags);
+            let buf = out.buf();
+            buf.push(b'"');
+            map_flags_into(buf, n, map);
+            buf.push(b'"');
         }
         Kind::Varint => ok!(scalar(out, fd, 0, ok!(varint(data, pos)), cx)),
         Kind::Fixed64 => ok!(scalar(out, fd, 1, ok!(fixed::<8>(data, pos)), cx)),

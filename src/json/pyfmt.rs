@@ -14,8 +14,20 @@ pub fn hex(v: i128) -> String {
 /// [`hex`], appended to a buffer.
 pub fn hex_into(out: &mut Vec<u8>, v: i128) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.extend_from_slice(if v < 0 { b"0x-" } else { b"0x" });
+    // `0x-` copied whole, the `-` then cut where not needed.
+    let len = out.len();
+    out.extend_from_slice(b"0x-");
+    out.truncate(len + 2 + (v < 0) as usize);
     let mut m = v.unsigned_abs();
+    if let Ok(m) = u64::try_from(m) {
+        // Up to 16 digits, from two words of eight.
+        let n = (67 - (m | 1).leading_zeros() as usize) / 4;
+        let digits = (hex8((m >> 32) as u32) as u128 | (hex8(m as u32) as u128) << 64) >> (8 * (16 - n));
+        let len = out.len();
+        out.extend_from_slice(&digits.to_le_bytes());
+        out.truncate(len + n);
+        return;
+    }
     let mut tmp = [0u8; 32];
     let mut i = tmp.len();
     loop {
@@ -27,6 +39,21 @@ pub fn hex_into(out: &mut Vec<u8>, v: i128) {
         }
     }
     out.extend_from_slice(&tmp[i..]);
+}
+
+/// The eight lowercase hex digits of `x` (leading zeros kept), the first
+/// in the low byte: each nibble spread to a byte, the bytes reversed, then
+/// `'0'` added, and `'a' - '0' - 10` more where the nibble is 10 or more
+/// (adding 6 carries into its bit 4).
+#[inline]
+fn hex8(x: u32) -> u64 {
+    let x = x as u64;
+    let x = (x | x << 16) & 0x0000_ffff_0000_ffff;
+    let x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
+    let x = (x | x << 4) & 0x0f0f_0f0f_0f0f_0f0f;
+    let x = x.swap_bytes();
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    x + 0x3030_3030_3030_3030 + letters * (b'a' - b'0' - 10) as u64
 }
 
 /// crit's `map_flags`: the names of the map's bits that are set, in map
@@ -407,6 +434,22 @@ pub fn b64_decode(s: &[u8]) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
     use crate::json::maps::flag_map;
+
+    #[test]
+    fn hex_of_every_length_and_sign() {
+        let mut vals: Vec<i128> = vec![0, 1, -1, 9, 10, 15, 16, 0xabcdef, i128::MAX, i128::MIN, i128::MIN + 1];
+        for shift in 0..128 {
+            let p = 1i128 << shift.min(126);
+            vals.extend([p, p - 1, p + 1, -p, -(p - 1), 0x5a5a_5a5a_5a5a_5a5a_5a5a_5a5a_5a5a_5a5a >> (127 - shift)]);
+        }
+        vals.extend([u64::MAX as i128, u64::MAX as i128 + 1, -(u64::MAX as i128), -(u64::MAX as i128) - 1]);
+        for v in vals {
+            let want = if v < 0 { format!("0x-{:x}", v.unsigned_abs()) } else { format!("0x{v:x}") };
+            let mut buf = b"before".to_vec();
+            hex_into(&mut buf, v);
+            assert_eq!(String::from_utf8(buf).unwrap(), format!("before{want}"), "{v}");
+        }
+    }
 
     #[test]
     fn flags_render_as_crit() {
