@@ -135,84 +135,82 @@ static NO_FIELD: FieldDesc = FieldDesc {
 static NO_SLOT: Slot = Slot { desc: &NO_FIELD, text: b"", fixed: [0; KEY_FIXED], flags: None };
 const GIVE_UP: Step = Step { slot: &NO_SLOT, kind: Kind::GiveUp, list: false };
 
-/// The steps of one message type by style (raw, nice, nice with hex
-/// inherited), each a table by field key `number << 3 | wire type` up to
-/// the largest field number of the type (keys past it: give up).  Made
-/// on first use of the type and kept for the life of the process.
-struct Plan {
-    steps: [&'static [Step]; 3],
-}
-
-/// The plans by message type.
+/// What the walk looks up, by message type, each part made on first use
+/// and kept for the life of the process: the fields (slots) of the type,
+/// and its steps by style (raw, nice, nice with hex inherited), each a
+/// table by field key `number << 3 | wire type` up to the largest field
+/// number of the type (keys past it: give up).
 struct Plans {
-    of: Vec<OnceLock<Plan>>,
+    slots: Vec<OnceLock<&'static [Slot]>>,
+    steps: Vec<[OnceLock<&'static [Step]>; 3]>,
 }
 
 impl Plans {
     fn get() -> &'static Plans {
         static PLANS: OnceLock<Plans> = OnceLock::new();
-        PLANS.get_or_init(|| Plans { of: MESSAGES.iter().map(|_| OnceLock::new()).collect() })
+        PLANS.get_or_init(|| Plans {
+            slots: MESSAGES.iter().map(|_| OnceLock::new()).collect(),
+            steps: MESSAGES.iter().map(|_| Default::default()).collect(),
+        })
     }
 
     /// The steps of type `ty` in a style (`hex`: inherited from enclosing
     /// fields, which only nice mode heeds).
     #[inline(always)]
     fn steps(&self, ty: MsgId, style: Style, hex: bool) -> Option<&'static [Step]> {
-        let cell = ok!(self.of.get(ty.0 as usize));
-        let plan = cell.get_or_init(|| Plan::make(ty));
-        let i = if !style.nice {
-            0
-        } else if hex {
-            2
-        } else {
-            1
+        let by_style = ok!(self.steps.get(ty.0 as usize));
+        let (i, nice, hex) = match (style.nice, hex) {
+            (false, _) => (0, false, false),
+            (true, false) => (1, true, false),
+            (true, true) => (2, true, true),
         };
-        plan.steps.get(i).copied()
+        let cell = ok!(by_style.get(i));
+        Some(cell.get_or_init(|| self.make_steps(ty, nice, hex)))
+    }
+
+    #[cold]
+    fn make_steps(&self, ty: MsgId, nice: bool, hex: bool) -> &'static [Step] {
+        let slots = match self.slots.get(ty.0 as usize) {
+            Some(cell) => *cell.get_or_init(|| make_slots(ty)),
+            None => &[],
+        };
+        // Field numbers are small (below 40 in CRIU's schema): fields past
+        // 1024 (there are none) would take the message path.
+        let max = slots.iter().map(|s| s.desc.number).max().unwrap_or(0).min(1024) as usize;
+        let mut t = vec![GIVE_UP; (max + 1) * 8];
+        for slot in slots {
+            let f = slot.desc;
+            for wt in 0..8u8 {
+                let key = (f.number as usize) << 3 | wt as usize;
+                if let Some(s) = t.get_mut(key) {
+                    *s = Step { slot, kind: kind_of(f, wt, nice, hex), list: f.label == Label::Repeated };
+                }
+            }
+        }
+        Box::leak(t.into_boxed_slice())
     }
 }
 
-impl Plan {
-    #[cold]
-    fn make(ty: MsgId) -> Plan {
-        let fields = ty.desc().fields;
-        let slots: Vec<Slot> = fields
-            .iter()
-            .map(|f| {
-                let mut text = Vec::new();
-                text.extend_from_slice(b", \"");
-                text.extend_from_slice(f.name.as_bytes());
-                text.extend_from_slice(b"\": ");
-                let mut fixed = [0u8; KEY_FIXED];
-                if let Some(d) = fixed.get_mut(..text.len()) {
-                    d.copy_from_slice(&text);
-                }
-                Slot {
-                    desc: f,
-                    text: Box::leak(text.into_boxed_slice()),
-                    fixed,
-                    flags: f.opts.flags.and_then(flag_map),
-                }
-            })
-            .collect();
-        let slots: &'static [Slot] = Box::leak(slots.into_boxed_slice());
-        // Field numbers are small (below 40 in CRIU's schema): fields past
-        // 1024 (there are none) would take the message path.
-        let max = fields.iter().map(|f| f.number).max().unwrap_or(0).min(1024) as usize;
-        let table = |nice: bool, hex: bool| -> &'static [Step] {
-            let mut t = vec![GIVE_UP; (max + 1) * 8];
-            for slot in slots {
-                let f = slot.desc;
-                for wt in 0..8u8 {
-                    let key = (f.number as usize) << 3 | wt as usize;
-                    if let Some(s) = t.get_mut(key) {
-                        *s = Step { slot, kind: kind_of(f, wt, nice, hex), list: f.label == Label::Repeated };
-                    }
-                }
+/// The slots of the fields of `ty`.
+#[cold]
+fn make_slots(ty: MsgId) -> &'static [Slot] {
+    let slots: Vec<Slot> = ty
+        .desc()
+        .fields
+        .iter()
+        .map(|f| {
+            let mut text = Vec::new();
+            text.extend_from_slice(b", \"");
+            text.extend_from_slice(f.name.as_bytes());
+            text.extend_from_slice(b"\": ");
+            let mut fixed = [0u8; KEY_FIXED];
+            if let Some(d) = fixed.get_mut(..text.len()) {
+                d.copy_from_slice(&text);
             }
-            Box::leak(t.into_boxed_slice())
-        };
-        Plan { steps: [table(false, false), table(true, false), table(true, true)] }
-    }
+            Slot { desc: f, text: Box::leak(text.into_boxed_slice()), fixed, flags: f.opts.flags.and_then(flag_map) }
+        })
+        .collect();
+    Box::leak(slots.into_boxed_slice())
 }
 
 /// The kind of a value of field `f` that comes with wire type `wt`.
