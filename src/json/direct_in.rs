@@ -30,7 +30,7 @@ use std::sync::OnceLock;
 
 use super::map::{field_from_json, locate, scalar_or_msg, unknown_fields, UNKNOWN_KEY};
 use super::maps;
-use super::parse::{Json, KeyPattern, Parser};
+use super::parse::{hex_at, leading_spaces, uint_at, Json, KeyPattern, Parser};
 use super::pyfmt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::schema::{FieldDesc, Label, MessageDesc, MsgId, Type, MESSAGES};
@@ -87,6 +87,16 @@ enum Fast {
     Value(Json),
     /// Nothing read: read it as a [`Json`] value and convert it.
     Skip,
+}
+
+/// What the tight loop keeps of a message: the first word of
+/// [`Frame::seen`], [`Frame::last`], and the index of the field after the
+/// previous key.
+#[derive(Clone, Copy, Debug, Default)]
+struct Marks {
+    seen: u64,
+    last: u32,
+    hint: usize,
 }
 
 /// What a key names.
@@ -177,44 +187,89 @@ impl DirectEncoder {
             return Err(Error::value(format!("expected an object for {}, found {}", desc.name, v.type_name())).into());
         }
         p.expect(b'{', "'{'")?;
-        let mut st = Frame {
-            ty,
-            desc,
-            plan: plan(ty),
-            start: self.out.len(),
-            seen: [0; 2],
-            sorted: true,
-            last: 0,
-            recs: None,
-            dirty: false,
-            child_missing: false,
-        };
-        if desc.fields.len() > 128 {
-            // Field bits alias: keep records from the start.
-            st.recs = Some(self.pool.pop().unwrap_or_default());
-        }
+        let plan = plan(ty);
+        let start = self.out.len();
         if p.skip_ws()? == Some(b'}') {
             p.expect(b'}', "'}'")?;
+            let mut st = self.frame(ty, plan, start, Marks::default());
             return Ok(self.finish(&mut st, legacy));
         }
-        let keys = st.plan.map(|p| &p.keys[..]).unwrap_or(&[]);
         // Indented JSON: where the next keys start on their lines.
         let indent = p.column();
-        let mut hint = 0usize;
+        let mut m = Marks::default();
+        let mut handed = None;
+        if let Some(pl) = plan.filter(|p| p.quick_any) {
+            let (closed, key) = self.quick(p, pl, &mut m, indent);
+            if closed {
+                if pl.plain_end(m.seen, legacy) {
+                    return Ok(None);
+                }
+                let mut st = self.frame(ty, plan, start, m);
+                return Ok(self.finish(&mut st, legacy));
+            }
+            handed = key;
+        }
+        let st = self.frame(ty, plan, start, m);
+        self.fields(p, st, m.hint, handed, indent, depth, legacy)
+    }
+
+    /// The state of a message of type `ty` whose bytes start at `start`,
+    /// with the marks of the fields the tight loop took.
+    fn frame(&mut self, ty: MsgId, plan: Option<&'static Plan>, start: usize, m: Marks) -> Frame {
+        let desc = ty.desc();
+        Frame {
+            ty,
+            desc,
+            plan,
+            start,
+            seen: [m.seen, 0],
+            sorted: true,
+            last: m.last,
+            // Field bits alias past 128 fields: keep records from the start.
+            recs: (desc.fields.len() > 128).then(|| self.pool.pop().unwrap_or_default()),
+            dirty: false,
+            child_missing: false,
+        }
+    }
+
+    /// The general loop over the keys of a message, from the start of a
+    /// key (or, `handed`, after the key of that field), to the end of the
+    /// message; the tight loop takes over where it can.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn fields<R: Read>(
+        &mut self,
+        p: &mut Parser<R>,
+        mut st: Frame,
+        mut hint: usize,
+        mut handed: Option<(usize, &'static FieldDesc)>,
+        indent: usize,
+        depth: usize,
+        legacy: bool,
+    ) -> Res<Option<Vec<String>>> {
+        let desc = st.desc;
+        let keys = st.plan.map(|p| &p.keys[..]).unwrap_or(&[]);
+        let quick = st.plan.filter(|p| p.quick_any);
         loop {
-            // The key of the field after the previous one, matched in the
-            // buffer; any other key is read and looked up.
-            // (Fields left out in between are skipped.)
-            let rest = keys.get(hint..).unwrap_or(&[]);
-            let next = match p.key_among(indent, rest) {
-                Some(i) => Some(i),
-                // After other white space.
-                None if p.skip_ws()? == Some(b'"') => p.key_among(indent, rest),
-                None => None,
-            };
-            let key = match next.and_then(|i| Some((hint + i, desc.fields.get(hint + i)?))) {
+            let key = match handed.take() {
+                // The tight loop took the key.
                 Some((idx, f)) => Key::Field(idx, f),
-                None => self.other_key(p, desc, hint)?,
+                None => {
+                    // The key of the field after the previous one, matched in
+                    // the buffer; any other key is read and looked up.
+                    // (Fields left out in between are skipped.)
+                    let rest = keys.get(hint..).unwrap_or(&[]);
+                    let next = match p.key_among(indent, rest) {
+                        Some(i) => Some(i),
+                        // After other white space.
+                        None if p.skip_ws()? == Some(b'"') => p.key_among(indent, rest),
+                        None => None,
+                    };
+                    match next.and_then(|i| Some((hint + i, desc.fields.get(hint + i)?))) {
+                        Some((idx, f)) => Key::Field(idx, f),
+                        None => self.other_key(p, desc, hint)?,
+                    }
+                }
             };
             match key {
                 Key::Field(idx, f) => {
@@ -241,8 +296,42 @@ impl DirectEncoder {
             if !p.next_or_close(b'}')? {
                 break;
             }
+            if let Some(plan) = quick {
+                if st.recs.is_none() {
+                    let mut m = Marks { seen: st.seen[0], last: st.last, hint };
+                    let (closed, key) = self.quick(p, plan, &mut m, indent);
+                    st.seen[0] = m.seen;
+                    st.last = m.last;
+                    hint = m.hint;
+                    if closed {
+                        break;
+                    }
+                    handed = key;
+                }
+            }
         }
         Ok(self.finish(&mut st, legacy))
+    }
+
+    /// The tight loop ([`quick_run`]) at the start of a key: whether it
+    /// took the end of the object, or the key of the field whose value is
+    /// next.
+    #[inline]
+    fn quick<R: Read>(
+        &mut self,
+        p: &mut Parser<R>,
+        plan: &Plan,
+        m: &mut Marks,
+        indent: usize,
+    ) -> (bool, Option<(usize, &'static FieldDesc)>) {
+        // Room for every field it can write (each at most once).
+        let room = 16 * plan.slots.len();
+        if self.out.v.len() < self.out.len + room + Buf::SLACK {
+            self.out.grow(room);
+        }
+        let stop = quick_run(p.buffered(), &plan.slots, indent, &mut self.out, m);
+        p.consume_scanned(stop.pos, stop.lines, stop.line_at);
+        (stop.closed, stop.key)
     }
 
     /// A key other than the next fields', read and looked up.
@@ -815,6 +904,153 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).all(|(x, y)| x == y)
 }
 
+/// Where [`quick_run`] stopped: the bytes it took, the newlines among
+/// them (the last one right before offset `line_at`), and whether it took
+/// the end of the object, or the key of a field whose value is next.
+struct Stop {
+    pos: usize,
+    lines: u64,
+    line_at: usize,
+    closed: bool,
+    key: Option<(usize, &'static FieldDesc)>,
+}
+
+/// The tight loop over the buffered bytes `b`, from the start of a key:
+/// the fields that come as crit writes them (the key matched as
+/// [`Parser::key_among`] matches keys, of a [`Quick`] field not seen
+/// before and in number order; a plain non-negative integer in range, or
+/// a `"0x…"` text where the message path reads one; then `,` or the end of
+/// the object, after white space or not), written to `out` as the general
+/// loop writes them, with the same marks (`m`).  It stops at the first
+/// field that comes otherwise: after its key if it matched one (its value
+/// is for the general loop to read), else before it, with nothing of it
+/// taken.  `out` has room for 16 bytes per field of `slots`.
+///
+/// The hottest path, a field right after the previous one in raw JSON,
+/// matches `, "name": ` (the separator and the key) in one go.
+#[inline(never)]
+fn quick_run(b: &[u8], slots: &[Slot], indent: usize, out: &mut Buf, m: &mut Marks) -> Stop {
+    let mut stop = Stop { pos: 0, lines: 0, line_at: 0, closed: false, key: None };
+    // The keys taken are of fields from `h` on, which (the fields sorted
+    // by number, and all seen ones before `h` while no key came out of
+    // order) are after the previous key's in number order.
+    let mut h = m.hint;
+    let mut bits = m.seen;
+    let mut number = m.last;
+    let mut o = out.len;
+    let dst = &mut out.v[..];
+    'keys: loop {
+        // At the start of a key: after nothing, a space, or a newline and
+        // the indent.
+        let pos = stop.pos;
+        let Some(rest) = b.get(pos..) else { break };
+        let (skip, newline) = match rest.first() {
+            Some(b'"') => (0, false),
+            Some(b' ') => (1, false),
+            Some(b'\n') if rest.get(1..).is_some_and(|r| leading_spaces(r) == indent) => (1 + indent, true),
+            _ => break,
+        };
+        let Some(mut w) = rest.get(skip..).and_then(|r| r.first_chunk::<64>()) else { break };
+        let Some(head) = w.first_chunk::<40>() else { break };
+        // The next field's key, else one of the next few.
+        let (mut idx, mut slot) = match slots.get(h) {
+            Some(s) if s.key.matches(head) => (h, s),
+            _ => match slots.iter().enumerate().skip(h + 1).take(7).find(|(_, s)| s.key.matches(head)) {
+                Some(x) => x,
+                None => break,
+            },
+        };
+        if newline {
+            stop.lines += 1;
+            stop.line_at = pos + 1;
+        }
+        // Where the key starts in `b` (`w` holds the bytes from there), and
+        // its length.
+        let mut at = pos + skip;
+        let mut kl = slot.key.len().min(40);
+        loop {
+            let q = &slot.q;
+            // The value and the bytes after the key it ends at, with how
+            // many bytes end the object there (0 for a `,`); None to hand
+            // the field over.
+            let taken = 'value: {
+                // Not a field the loop writes, or one seen already.
+                if !bits & q.bit == 0 {
+                    break 'value None;
+                }
+                let Some(v) = w.get(kl..).and_then(|r| r.first_chunk::<24>()) else { break 'value None };
+                let parsed = if v[0] == b'"' && q.hex { hex_at(v) } else { uint_at(v) };
+                let Some((val, n)) = parsed else { break 'value None };
+                if val > q.max {
+                    break 'value None;
+                }
+                let end = kl + n;
+                match w.get(end) {
+                    Some(b',') => Some((val, end, 0)),
+                    Some(b'}') => Some((val, end, 1)),
+                    Some(b'\n') => {
+                        let tail = b.get(at + end + 1..).unwrap_or(&[]);
+                        let k = leading_spaces(tail);
+                        (tail.get(k) == Some(&b'}')).then_some((val, end, 2 + k))
+                    }
+                    _ => None,
+                }
+            };
+            let (Some((v, end, close)), Some(d)) = (taken, dst.get_mut(o..).and_then(|d| d.first_chunk_mut::<16>()))
+            else {
+                // The general loop reads the value.
+                stop.pos = at + kl;
+                stop.key = Some((idx, slot.f));
+                break 'keys;
+            };
+            // Taken: written as `Buf::varint` writes it.
+            if let Some(t) = d.first_chunk_mut::<8>() {
+                *t = q.tag.to_le_bytes();
+            }
+            o += varint_to(d, q.tag_len, if q.zigzag { v << 1 } else { v });
+            bits |= q.bit;
+            number = q.number;
+            h = idx + 1;
+            // Where the `,` or the end is.
+            let t = at + end;
+            if close > 0 {
+                if close > 1 {
+                    stop.lines += 1;
+                    stop.line_at = t + 1;
+                }
+                stop.pos = t + close;
+                stop.closed = true;
+                break 'keys;
+            }
+            // The separator and the next field's key, as raw JSON has them
+            // (or the one after: one left out).
+            let next = b.get(t..).and_then(|r| r.first_chunk::<64>());
+            let found = next.and_then(|nw| {
+                let head = nw.first_chunk::<40>()?;
+                match slots.get(h) {
+                    Some(s) if s.sep.matches(head) => Some((nw, h, s)),
+                    _ => match slots.get(h + 1) {
+                        Some(s) if s.sep.matches(head) => Some((nw, h + 1, s)),
+                        _ => None,
+                    },
+                }
+            });
+            let Some((nw, i, s)) = found else {
+                stop.pos = t + 1;
+                continue 'keys;
+            };
+            w = nw;
+            at = t;
+            idx = i;
+            slot = s;
+            kl = s.sep.len().min(40);
+        }
+    }
+    out.len = o;
+    *m = Marks { seen: bits, last: number, hint: h };
+    stop
+}
+
 fn field_of(desc: &'static MessageDesc, number: u32) -> Option<&'static FieldDesc> {
     desc.field_index(number).and_then(|i| desc.fields.get(i))
 }
@@ -835,6 +1071,77 @@ struct Plan {
     required: u64,
     /// Indexes of `compat_nr_pages` and `nr_pages` (pagemap entries).
     legacy: Option<(usize, usize)>,
+    /// Per field, what [`quick_run`] needs.
+    slots: Vec<Slot>,
+    /// Some field is one [`quick_run`] writes.
+    quick_any: bool,
+    /// At most 64 fields (their marks all in the first word of
+    /// [`Frame::seen`]).
+    small: bool,
+    /// The bits of `legacy`'s fields, when both are among the first 64.
+    legacy_bits: Option<(u64, u64)>,
+}
+
+impl Plan {
+    /// Whether a message whose keys all came in order (no records) with
+    /// the fields `seen` is finished as it is: no required field missing
+    /// and (`legacy`: a pagemap entry) not in crit ≤ 4.1's form, as
+    /// [`DirectEncoder::finish`] finds.  False when it cannot tell.
+    #[inline(always)]
+    fn plain_end(&self, seen: u64, legacy: bool) -> bool {
+        let old_pagemap = legacy
+            && match (self.legacy, self.legacy_bits) {
+                (None, _) => false,
+                (Some(_), Some((c, n))) => seen & c == 0 && seen & n != 0,
+                (Some(_), None) => true,
+            };
+        self.small && self.required & !seen == 0 && !old_pagemap
+    }
+}
+
+/// A field as [`quick_run`] sees it.
+struct Slot {
+    f: &'static FieldDesc,
+    /// `"name": `.
+    key: KeyPattern,
+    /// `, "name": `.
+    sep: KeyPattern,
+    q: Quick,
+}
+
+/// A field as the tight loop sees it: a singular integer field (of the
+/// first 64) whose non-negative values are written as varints.
+#[derive(Clone, Copy, Debug, Default)]
+struct Quick {
+    /// The field's bit in [`Frame::seen`]; 0 for a field the loop leaves
+    /// to the general one.
+    bit: u64,
+    number: u32,
+    /// The field's wire key (wire type 0), as varint bytes, little-endian.
+    tag: u64,
+    /// Bytes of `tag`.
+    tag_len: usize,
+    /// The largest value, and whether it is written in zigzag form.
+    max: u64,
+    zigzag: bool,
+    /// A `"0x…"` text is read as its value (not for devices).
+    hex: bool,
+}
+
+impl Quick {
+    fn of(idx: usize, f: &'static FieldDesc) -> Quick {
+        let (max, zigzag) = varint_kind(f.ty);
+        if idx >= 64 || max == 0 || f.label == Label::Repeated {
+            return Quick::default();
+        }
+        let mut b = [0u8; 16];
+        let tag_len = varint_into(&mut b, 0, (f.number as u64) << 3);
+        let mut w = [0u8; 8];
+        for (x, y) in w.iter_mut().zip(&b) {
+            *x = *y;
+        }
+        Quick { bit: 1u64 << idx, number: f.number, tag: u64::from_le_bytes(w), tag_len, max, zigzag, hex: !f.opts.dev }
+    }
 }
 
 /// The plan of a message type, made the first time it is needed.
@@ -844,7 +1151,25 @@ fn plan(ty: MsgId) -> Option<&'static Plan> {
     let plans = PLANS.get_or_init(|| MESSAGES.iter().map(|_| OnceLock::new()).collect());
     let m = MESSAGES.get(ty.0 as usize)?;
     Some(plans.get(ty.0 as usize)?.get_or_init(|| {
+        let legacy =
+            m.field_by_name("compat_nr_pages").and_then(|(c, _)| m.field_by_name("nr_pages").map(|(n, _)| (c, n)));
+        let slots: Vec<Slot> = m
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Slot {
+                f,
+                key: KeyPattern::new(f.name),
+                sep: KeyPattern::after(b", ", f.name),
+                q: Quick::of(i, f),
+            })
+            .collect();
         Plan {
+            // (The tight loop relies on the fields being in number order.)
+            quick_any: m.fields.len() <= 128
+                && m.fields.windows(2).all(|w| w.first().map(|f| f.number) < w.get(1).map(|f| f.number))
+                && slots.iter().any(|s| s.q.bit != 0),
+            slots,
             keys: m.fields.iter().map(|f| KeyPattern::new(f.name)).collect(),
             required: m
                 .fields
@@ -852,9 +1177,9 @@ fn plan(ty: MsgId) -> Option<&'static Plan> {
                 .enumerate()
                 .filter(|(i, f)| *i < 64 && f.label == Label::Required)
                 .fold(0u64, |a, (i, _)| a | 1u64 << i),
-            legacy: m
-                .field_by_name("compat_nr_pages")
-                .and_then(|(c, _)| m.field_by_name("nr_pages").map(|(n, _)| (c, n))),
+            legacy,
+            small: m.fields.len() <= 64,
+            legacy_bits: legacy.and_then(|(c, n)| (c < 64 && n < 64).then(|| (1u64 << c, 1u64 << n))),
         }
     }))
 }

@@ -109,6 +109,23 @@ fn all_spaces(s: &[u8]) -> bool {
     words && chunks.remainder().iter().all(|&c| c == b' ')
 }
 
+/// Number of spaces at the start of `s`.
+#[inline]
+pub(crate) fn leading_spaces(s: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(w) = word(s, i) {
+        let x = w ^ SPACES;
+        if x != 0 {
+            return i + (x.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while s.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    i
+}
+
 /// Length of the run of plain bytes (printable ASCII other than `"` and
 /// `\`) at the start of `s`.
 #[inline]
@@ -202,14 +219,32 @@ impl KeyPattern {
         !(n == 0 || differs(0) || (n > 1 && (differs(1) || (n > 2 && (differs(2) || (n > 3 && differs(3)))))))
     }
 
+    /// Whether `w` starts with the key.
+    #[inline(always)]
+    pub(crate) fn matches(&self, w: &[u8; 40]) -> bool {
+        self.is_at(w, 0)
+    }
+
+    /// Bytes of `"name": `.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     pub(crate) fn new(name: &str) -> KeyPattern {
-        let len = name.len() + 4;
+        Self::after(b"", name)
+    }
+
+    /// The key `"name": ` after the bytes `prefix` (such as `, `: the
+    /// separator before it, as crit writes it), all matched as one.
+    pub(crate) fn after(prefix: &[u8], name: &str) -> KeyPattern {
+        let len = prefix.len() + name.len() + 4;
         let mut k = KeyPattern { words: [0; 4], masks: [0; 4], n: 0, len };
         let plain = name.bytes().all(|c| c != b'"' && c != b'\\' && (0x20..0x80).contains(&c));
         if !plain || len > 32 {
             return k;
         }
-        let text = std::iter::once(b'"').chain(name.bytes()).chain(*b"\": ");
+        let text = prefix.iter().copied().chain(std::iter::once(b'"')).chain(name.bytes()).chain(*b"\": ");
         for (i, c) in text.enumerate() {
             let shift = 8 * (i % 8);
             if let (Some(w), Some(m)) = (k.words.get_mut(i / 8), k.masks.get_mut(i / 8)) {
@@ -220,6 +255,116 @@ impl KeyPattern {
         k.n = len.div_ceil(8) as u8;
         k
     }
+}
+
+/// Whether `b` starts with one of the first eight keys of `keys` as crit
+/// writes keys (`"name": `, no escapes), after one space, or none, or
+/// (indented JSON, where the keys of an object line up) a newline and
+/// `indent` spaces, with at least 40 bytes from the key on: the key's
+/// index, the bytes up to its value, and whether a newline was passed.
+#[inline(always)]
+pub(crate) fn key_at(b: &[u8], indent: usize, keys: &[KeyPattern]) -> Option<(usize, usize, bool)> {
+    let (skip, newline) = match b.first()? {
+        b'"' => (0, false),
+        b' ' => (1, false),
+        b'\n' if b.get(1..1 + indent).is_some_and(all_spaces) => (1 + indent, true),
+        _ => return None,
+    };
+    let w = b.get(skip..).and_then(|r| r.first_chunk::<40>())?;
+    // The next field first, then the one after (one left out), then a few
+    // more.
+    let i = match keys {
+        [k, ..] if k.is_at(w, 0) => 0,
+        [_, k, ..] if k.is_at(w, 0) => 1,
+        _ => 2 + keys.get(2..)?.iter().take(6).position(|k| k.is_at(w, 0))?,
+    };
+    Some((i, skip + keys.get(i).map_or(0, |k| k.len), newline))
+}
+
+/// A plain non-negative integer at the start of `w`, as
+/// [`Parser::int_fast`] takes it (digits without a leading zero), of at
+/// most 16 digits: its value and its number of digits.  The byte after it
+/// is not a digit; the caller checks that it ends the number.
+#[inline(always)]
+pub(crate) fn uint_at(w: &[u8; 24]) -> Option<(u64, usize)> {
+    let x = w[0].wrapping_sub(b'0');
+    if x > 9 {
+        return None;
+    }
+    // One digit: the most common number of all.
+    if w[1].wrapping_sub(b'0') > 9 {
+        return Some((x as u64, 1));
+    }
+    if x == 0 {
+        // A leading zero.
+        return None;
+    }
+    let at = |i: usize| w.get(i..i + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_le_bytes);
+    let t0 = at(0)?.wrapping_sub(THREES);
+    let bad0 = nondigits(t0);
+    if bad0 != 0 {
+        // Two to seven digits.
+        let n = (bad0.trailing_zeros() / 8) as usize;
+        return Some((eight_digits(t0.checked_shl(64 - 8 * n as u32).unwrap_or(0)), n));
+    }
+    let t1 = at(8)?.wrapping_sub(THREES);
+    let bad1 = nondigits(t1);
+    let high = eight_digits(t0);
+    if bad1 == 0 {
+        // Sixteen; more are for the byte-by-byte reading.
+        if w[16].wrapping_sub(b'0') <= 9 {
+            return None;
+        }
+        return Some((high * 100_000_000 + eight_digits(t1), 16));
+    }
+    let n1 = (bad1.trailing_zeros() / 8) as usize;
+    if n1 == 0 {
+        return Some((high, 8));
+    }
+    let low = eight_digits(t1.checked_shl(64 - 8 * n1 as u32).unwrap_or(0));
+    Some((high * POW10.get(n1).copied().unwrap_or(0) + low, 8 + n1))
+}
+
+const THREES: u64 = ONES * 0x30;
+
+/// For `t`, eight bytes less `'0'` each (borrows between bytes only
+/// disturb the bytes after the first that is not a digit): a mask with
+/// the high bit set in (at least) the first byte that was not a digit,
+/// none below it; zero if all were.
+#[inline(always)]
+fn nondigits(t: u64) -> u64 {
+    (t | t.wrapping_add(ONES * 0x76)) & HIGHS
+}
+
+/// The value of eight digits less `'0'` each (in memory order, the first
+/// the most significant; leading zeros as zero bytes).
+#[inline(always)]
+fn eight_digits(t: u64) -> u64 {
+    let t = t.wrapping_mul(10).wrapping_add(t >> 8);
+    let t = (t & 0x00ff_00ff_00ff_00ff).wrapping_mul(100).wrapping_add((t >> 16) & 0x00ff_00ff_00ff_00ff);
+    let t = (t & 0x0000_ffff_0000_ffff).wrapping_mul(10000).wrapping_add((t >> 32) & 0x0000_ffff_0000_ffff);
+    t & 0xffff_ffff
+}
+
+/// A string of plain hex digits, `"0x…"` (1 to 16 digits), at the start
+/// of `w`: its value and its length, quotes included.
+#[inline]
+pub(crate) fn hex_at(w: &[u8; 24]) -> Option<(u64, usize)> {
+    if w[..3] != *b"\"0x" {
+        return None;
+    }
+    let mut v = 0u64;
+    for (n, &c) in w[3..].iter().enumerate().take(17) {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            b'"' if n > 0 => return Some((v, 4 + n)),
+            _ => return None,
+        };
+        v = v << 4 | d as u64;
+    }
+    None
 }
 
 /// The reader.  It keeps its own block buffer: the hot paths (white
@@ -564,35 +709,37 @@ impl<R: Read> Parser<R> {
     }
 
     /// Whether the next bytes are one of the first eight keys of `keys` as
-    /// crit writes keys (`"name": `, no escapes), after one space, or
-    /// none, or (indented JSON, where the keys of an object line up) a
-    /// newline and `indent` spaces, whole in the buffer: consumed if so,
-    /// the value is next, and the key's index is returned.  (A key written
-    /// otherwise, or cut by the end of the buffer, is not matched: read it
-    /// with [`Parser::key_with`].)
+    /// crit writes keys (see [`key_at`]), whole in the buffer: consumed if
+    /// so, the value is next, and the key's index is returned.  (A key
+    /// written otherwise, or cut by the end of the buffer, is not matched:
+    /// read it with [`Parser::key_with`].)
     #[inline(always)]
     pub(crate) fn key_among(&mut self, indent: usize, keys: &[KeyPattern]) -> Option<usize> {
-        let b = self.buf.get(self.at..self.len)?;
-        let (skip, newline) = match b.first()? {
-            b'"' => (0, false),
-            b' ' => (1, false),
-            b'\n' if b.get(1..1 + indent).is_some_and(all_spaces) => (1 + indent, true),
-            _ => return None,
-        };
-        let w = b.get(skip..).and_then(|r| r.first_chunk::<40>())?;
-        // The next field first, then the one after (one left out), then
-        // a few more.
-        let i = match keys {
-            [k, ..] if k.is_at(w, 0) => 0,
-            [_, k, ..] if k.is_at(w, 0) => 1,
-            _ => 2 + keys.get(2..)?.iter().take(6).position(|k| k.is_at(w, 0))?,
-        };
+        let (i, n, newline) = key_at(self.buf.get(self.at..self.len)?, indent, keys)?;
         if newline {
             self.line += 1;
             self.line_start = self.base + (self.at + 1) as u64;
         }
-        self.at += skip + keys.get(i).map_or(0, |k| k.len);
+        self.at += n;
         Some(i)
+    }
+
+    /// The unread bytes of the buffer, for a caller that scans them itself
+    /// and then consumes what it took with [`Parser::consume_scanned`].
+    #[inline(always)]
+    pub(crate) fn buffered(&self) -> &[u8] {
+        self.avail()
+    }
+
+    /// Consume the first `n` bytes of [`Parser::buffered`], which held
+    /// `lines` newlines, the last of them right before offset `line_at`.
+    #[inline(always)]
+    pub(crate) fn consume_scanned(&mut self, n: usize, lines: u64, line_at: usize) {
+        if lines > 0 {
+            self.line += lines;
+            self.line_start = self.base + (self.at + line_at) as u64;
+        }
+        self.at = (self.at + n).min(self.len);
     }
 
     /// A newline and `indent` spaces, consumed if they are next.
@@ -674,25 +821,9 @@ impl<R: Read> Parser<R> {
     /// consumed, for anything else.
     #[inline]
     pub(crate) fn hex_fast(&mut self) -> Option<u64> {
-        let w = self.buf.get(self.at..self.len)?.first_chunk::<24>()?;
-        if w[..3] != *b"\"0x" {
-            return None;
-        }
-        let mut v = 0u64;
-        for (n, &c) in w[3..].iter().enumerate().take(17) {
-            let d = match c {
-                b'0'..=b'9' => c - b'0',
-                b'a'..=b'f' => c - b'a' + 10,
-                b'A'..=b'F' => c - b'A' + 10,
-                b'"' if n > 0 => {
-                    self.at += 4 + n;
-                    return Some(v);
-                }
-                _ => return None,
-            };
-            v = v << 4 | d as u64;
-        }
-        None
+        let (v, n) = hex_at(self.buf.get(self.at..self.len)?.first_chunk::<24>()?)?;
+        self.at += n;
+        Some(v)
     }
 
     /// [`Parser::int_fast`] for a non-negative integer up to `max`; None,
@@ -1059,6 +1190,44 @@ mod tests {
             assert_eq!(p.position(), *at as u64, "{text:?}");
             let lines = if want.is_some() && text.starts_with('\n') { 2 } else { 1 };
             assert_eq!(p.line, lines, "{text:?}");
+        }
+    }
+
+    /// `uint_at` takes exactly the non-negative integers of at most 16
+    /// digits that `int_fast` takes, with their values.
+    #[test]
+    fn uint_at_agrees_with_int_fast() {
+        let mut texts: Vec<String> = Vec::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for len in 1..=18 {
+            for _ in 0..300 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let mut t: String = (0..len).map(|i| (b'0' + ((x >> (i * 3 % 60)) % 10) as u8) as char).collect();
+                if x % 5 == 0 {
+                    t.replace_range(0..1, "1");
+                }
+                texts.push(t);
+            }
+            texts.push("9".repeat(len));
+            texts.push(format!("1{}", "0".repeat(len - 1)));
+        }
+        let ends = [",", "}", "]", " ", "\n", ".5", "e3", "+", "-", "x", "/", ":", "\u{7f}", "\u{e9}", "\"", "\0"];
+        for t in &texts {
+            for end in ends {
+                let text = format!("{t}{end}{}", " ".repeat(30));
+                let mut p = Parser::new(text.as_bytes());
+                p.fill().unwrap();
+                let want = p.int_fast().filter(|&(neg, _)| !neg).map(|(_, v)| (v, p.position() as usize));
+                let w: &[u8; 24] = text.as_bytes().first_chunk().unwrap();
+                let got = uint_at(w).filter(|&(_, n)| !matches!(text.as_bytes()[n], b'.' | b'e' | b'E' | b'+' | b'-'));
+                if t.len() <= 16 {
+                    assert_eq!(got, want, "{text:?}");
+                } else {
+                    assert_eq!(got, None, "{text:?}");
+                }
+            }
         }
     }
 

@@ -648,3 +648,87 @@ fn broken_json_gives_the_same_errors_both_ways() {
     problems.truncate(10);
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
+
+/// A reader that hands out its bytes a few at a time (the sizes taken in
+/// turn), so that the parser's buffer ends inside keys, numbers and
+/// separators, where the direct path's tight loop gives way.
+struct Pieces<'a> {
+    data: &'a [u8],
+    sizes: &'a [usize],
+    turn: usize,
+}
+
+impl std::io::Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let size = self.sizes.get(self.turn % self.sizes.len().max(1)).copied().unwrap_or(1);
+        self.turn += 1;
+        let n = size.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// The JSON of fixture images of the direct kinds and generated pagemaps,
+/// read in pieces of many sizes, against the message path on the whole
+/// text.
+#[test]
+fn json_read_in_pieces_gives_the_same_images() {
+    let mut texts: Vec<Vec<u8>> = Vec::new();
+    for img in all_images() {
+        if is_raw_image(&img) {
+            continue;
+        }
+        let data = std::fs::read(&img).unwrap();
+        let Ok(rd) = crit::image::ImageReader::open(&data[..]) else { continue };
+        if !direct_kind(rd.kind().body) || data.len() > 200_000 {
+            continue;
+        }
+        for nice in [false, true] {
+            if let Ok(json) = decode_bytes(&data, nice, false) {
+                texts.push(json);
+            }
+        }
+    }
+    let mut r = Rng(0x5eed_0000_0000_0004);
+    for _ in 0..40 {
+        let mut entries = vec![object(&mut r, crit::schema::msg::PAGEMAP_HEAD, 0)];
+        for _ in 0..r.below(40) {
+            entries.push(object(&mut r, crit::schema::msg::PAGEMAP_ENTRY, 0));
+        }
+        let doc = Json::Obj(vec![("magic".into(), s("PAGEMAP")), ("entries".into(), Json::Arr(entries))]);
+        texts.push(render(&mut r, &doc));
+    }
+    // And broken: bytes changed at random (errors, with their positions).
+    for i in 0..texts.len() {
+        for _ in 0..4 {
+            let mut t = texts[i].clone();
+            for _ in 0..1 + r.below(2) {
+                let at = r.below(t.len());
+                t[at] = *r.pick(b"\"\\{}[],:0-9ex.\n \x01\xc3\xffnt");
+            }
+            texts.push(t);
+        }
+    }
+    let sizes: [&[usize]; 5] = [&[1], &[7, 3, 64], &[61, 100, 33], &[200, 1, 131], &[1000, 17]];
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for text in &texts {
+        let old = shown(encode_through_messages(&text[..], Vec::new()));
+        for sz in sizes {
+            if sz == [1] && text.len() > 20_000 {
+                continue;
+            }
+            checked += 1;
+            let direct = shown(encode(Pieces { data: text, sizes: sz, turn: 0 }, Vec::new()));
+            if direct != old && problems.len() < 10 {
+                problems.push(format!(
+                    "pieces {sz:?}:\n{}\ndirect {direct:?}\nmessages {old:?}",
+                    String::from_utf8_lossy(&text[..text.len().min(2000)])
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{} differ:\n{}", problems.len(), problems.join("\n\n"));
+    assert!(checked > 1500, "only {checked} cases");
+}
