@@ -97,6 +97,8 @@ struct Marks {
     seen: u64,
     last: u32,
     hint: usize,
+    /// The end of the object was taken.
+    closed: bool,
 }
 
 /// What a key names.
@@ -160,6 +162,7 @@ impl DirectEncoder {
     /// `pagemap_entry` applies the reading of crit ≤ 4.1's pagemap JSON
     /// that encode applies (`nr_pages` without `compat_nr_pages` goes to
     /// field 2).
+    #[inline]
     pub(crate) fn entry<R: Read>(&mut self, p: &mut Parser<R>, ty: MsgId, pagemap_entry: bool) -> Result<&mut [u8]> {
         self.out.clear();
         self.missing.clear();
@@ -181,13 +184,29 @@ impl DirectEncoder {
         if depth > wire::MAX_DEPTH {
             return Err(p.error("messages nested too deeply").into());
         }
+        let plan = plan(ty);
+        if let Some(pl) = plan.filter(|p| p.quick_any) {
+            // The tight loop first, from the `{` on.
+            if let Some(indent) = quick_open(p) {
+                let start = self.out.len();
+                let mut m = Marks::default();
+                let handed = quick_run(p, &pl.slots, indent, &mut self.out, &mut m);
+                if m.closed && pl.plain_end(m.seen, legacy) {
+                    return Ok(None);
+                }
+                let mut st = self.frame(ty, plan, start, m);
+                if m.closed {
+                    return Ok(self.finish(&mut st, legacy));
+                }
+                return self.fields(p, st, m.hint, handed, indent, depth, legacy);
+            }
+        }
         let desc = ty.desc();
         if p.skip_ws()? != Some(b'{') {
             let v = p.value()?;
             return Err(Error::value(format!("expected an object for {}, found {}", desc.name, v.type_name())).into());
         }
         p.expect(b'{', "'{'")?;
-        let plan = plan(ty);
         let start = self.out.len();
         if p.skip_ws()? == Some(b'}') {
             p.expect(b'}', "'}'")?;
@@ -196,21 +215,8 @@ impl DirectEncoder {
         }
         // Indented JSON: where the next keys start on their lines.
         let indent = p.column();
-        let mut m = Marks::default();
-        let mut handed = None;
-        if let Some(pl) = plan.filter(|p| p.quick_any) {
-            let (closed, key) = self.quick(p, pl, &mut m, indent);
-            if closed {
-                if pl.plain_end(m.seen, legacy) {
-                    return Ok(None);
-                }
-                let mut st = self.frame(ty, plan, start, m);
-                return Ok(self.finish(&mut st, legacy));
-            }
-            handed = key;
-        }
-        let st = self.frame(ty, plan, start, m);
-        self.fields(p, st, m.hint, handed, indent, depth, legacy)
+        let st = self.frame(ty, plan, start, Marks::default());
+        self.fields(p, st, 0, None, indent, depth, legacy)
     }
 
     /// The state of a message of type `ty` whose bytes start at `start`,
@@ -298,40 +304,18 @@ impl DirectEncoder {
             }
             if let Some(plan) = quick {
                 if st.recs.is_none() {
-                    let mut m = Marks { seen: st.seen[0], last: st.last, hint };
-                    let (closed, key) = self.quick(p, plan, &mut m, indent);
+                    let mut m = Marks { seen: st.seen[0], last: st.last, hint, closed: false };
+                    handed = quick_run(p, &plan.slots, indent, &mut self.out, &mut m);
                     st.seen[0] = m.seen;
                     st.last = m.last;
                     hint = m.hint;
-                    if closed {
+                    if m.closed {
                         break;
                     }
-                    handed = key;
                 }
             }
         }
         Ok(self.finish(&mut st, legacy))
-    }
-
-    /// The tight loop ([`quick_run`]) at the start of a key: whether it
-    /// took the end of the object, or the key of the field whose value is
-    /// next.
-    #[inline]
-    fn quick<R: Read>(
-        &mut self,
-        p: &mut Parser<R>,
-        plan: &Plan,
-        m: &mut Marks,
-        indent: usize,
-    ) -> (bool, Option<(usize, &'static FieldDesc)>) {
-        // Room for every field it can write (each at most once).
-        let room = 16 * plan.slots.len();
-        if self.out.v.len() < self.out.len + room + Buf::SLACK {
-            self.out.grow(room);
-        }
-        let stop = quick_run(p.buffered(), &plan.slots, indent, &mut self.out, m);
-        p.consume_scanned(stop.pos, stop.lines, stop.line_at);
-        (stop.closed, stop.key)
     }
 
     /// A key other than the next fields', read and looked up.
@@ -904,45 +888,91 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).all(|(x, y)| x == y)
 }
 
-/// Where [`quick_run`] stopped: the bytes it took, the newlines among
-/// them (the last one right before offset `line_at`), and whether it took
-/// the end of the object, or the key of a field whose value is next.
-struct Stop {
-    pos: usize,
-    lines: u64,
-    line_at: usize,
-    closed: bool,
-    key: Option<(usize, &'static FieldDesc)>,
+/// The start of a message as crit writes it: `{` (after nothing, a
+/// space, or a newline and spaces) and its first key's `"` (right after
+/// it, after a space, or on the next line): the `{` and the white space
+/// taken, and the column of the key (where the message's keys start on
+/// their lines) returned.  None, with nothing taken, for any other start
+/// (other white space, `{}`, not an object, the end of the buffer): the
+/// general path reads it.
+#[inline(always)]
+fn quick_open<R: Read>(p: &mut Parser<R>) -> Option<usize> {
+    let col = p.column();
+    let b = p.buffered();
+    // The `{`, and its column.
+    let (brace, brace_col, nl_before) = match b.first()? {
+        b'{' => (0, col, false),
+        b' ' if b.get(1) == Some(&b'{') => (1, col + 1, false),
+        b'\n' => {
+            let k = leading_spaces(b.get(1..)?);
+            if b.get(1 + k) != Some(&b'{') {
+                return None;
+            }
+            (1 + k, k, true)
+        }
+        _ => return None,
+    };
+    // The first key, and its column.
+    let after = brace + 1;
+    let (key, indent, nl_after) = match b.get(after)? {
+        b'"' => (after, brace_col + 1, false),
+        b' ' if b.get(after + 1) == Some(&b'"') => (after + 1, brace_col + 2, false),
+        b'\n' => {
+            let k = leading_spaces(b.get(after + 1..)?);
+            if b.get(after + 1 + k) != Some(&b'"') {
+                return None;
+            }
+            (after + 1 + k, k, true)
+        }
+        _ => return None,
+    };
+    let line_at = if nl_after { after + 1 } else { 1 };
+    p.consume_scanned(key, nl_before as u64 + nl_after as u64, line_at);
+    Some(indent)
 }
 
-/// The tight loop over the buffered bytes `b`, from the start of a key:
-/// the fields that come as crit writes them (the key matched as
+/// The tight loop over the buffered bytes, from the start of a key: the
+/// fields that come as crit writes them (the key matched as
 /// [`Parser::key_among`] matches keys, of a [`Quick`] field not seen
 /// before and in number order; a plain non-negative integer in range, or
 /// a `"0x…"` text where the message path reads one; then `,` or the end of
 /// the object, after white space or not), written to `out` as the general
 /// loop writes them, with the same marks (`m`).  It stops at the first
-/// field that comes otherwise: after its key if it matched one (its value
-/// is for the general loop to read), else before it, with nothing of it
-/// taken.  `out` has room for 16 bytes per field of `slots`.
+/// field that comes otherwise: after its key if it matched one (returned:
+/// its value is for the general loop to read), else before it, with
+/// nothing of it taken; or after the end of the object (`m.closed`).
 ///
 /// The hottest path, a field right after the previous one in raw JSON,
 /// matches `, "name": ` (the separator and the key) in one go.
 #[inline(never)]
-fn quick_run(b: &[u8], slots: &[Slot], indent: usize, out: &mut Buf, m: &mut Marks) -> Stop {
-    let mut stop = Stop { pos: 0, lines: 0, line_at: 0, closed: false, key: None };
-    // The keys taken are of fields from `h` on, which (the fields sorted
-    // by number, and all seen ones before `h` while no key came out of
-    // order) are after the previous key's in number order.
-    let mut h = m.hint;
+fn quick_run<R: Read>(
+    p: &mut Parser<R>,
+    slots: &[Slot],
+    indent: usize,
+    out: &mut Buf,
+    m: &mut Marks,
+) -> Option<(usize, &'static FieldDesc)> {
+    // Room for every field it can write (each at most once).
+    let room = 16 * slots.len();
+    if out.v.len() < out.len + room + Buf::SLACK {
+        out.grow(room);
+    }
+    let b = p.buffered();
+    // Bytes taken, and the newlines among them (the last one right before
+    // offset `line_at`).
+    let mut pos = 0usize;
+    let mut lines = 0u64;
+    let mut line_at = 0usize;
+    let mut handed = None;
+    // The keys taken are of fields from `m.hint` on, which (the fields
+    // sorted by number, and all seen ones before `m.hint` while no key
+    // came out of order) are after the previous key's in number order.
     let mut bits = m.seen;
-    let mut number = m.last;
     let mut o = out.len;
     let dst = &mut out.v[..];
     'keys: loop {
         // At the start of a key: after nothing, a space, or a newline and
         // the indent.
-        let pos = stop.pos;
         let Some(rest) = b.get(pos..) else { break };
         let (skip, newline) = match rest.first() {
             Some(b'"') => (0, false),
@@ -950,10 +980,10 @@ fn quick_run(b: &[u8], slots: &[Slot], indent: usize, out: &mut Buf, m: &mut Mar
             Some(b'\n') if rest.get(1..).is_some_and(|r| leading_spaces(r) == indent) => (1 + indent, true),
             _ => break,
         };
-        let Some(mut w) = rest.get(skip..).and_then(|r| r.first_chunk::<64>()) else { break };
-        let Some(head) = w.first_chunk::<40>() else { break };
+        let Some(head) = rest.get(skip..).and_then(|r| r.first_chunk::<40>()) else { break };
         // The next field's key, else one of the next few.
-        let (mut idx, mut slot) = match slots.get(h) {
+        let h = m.hint;
+        let (mut cur, mut slot) = match slots.get(h) {
             Some(s) if s.key.matches(head) => (h, s),
             _ => match slots.iter().enumerate().skip(h + 1).take(7).find(|(_, s)| s.key.matches(head)) {
                 Some(x) => x,
@@ -961,46 +991,42 @@ fn quick_run(b: &[u8], slots: &[Slot], indent: usize, out: &mut Buf, m: &mut Mar
             },
         };
         if newline {
-            stop.lines += 1;
-            stop.line_at = pos + 1;
+            lines += 1;
+            line_at = pos + 1;
         }
-        // Where the key starts in `b` (`w` holds the bytes from there), and
-        // its length.
-        let mut at = pos + skip;
-        let mut kl = slot.key.len().min(40);
+        // Where the value starts.
+        let mut vpos = pos + skip + slot.key.len();
         loop {
             let q = &slot.q;
-            // The value and the bytes after the key it ends at, with how
-            // many bytes end the object there (0 for a `,`); None to hand
-            // the field over.
+            // The value, its length, and how many bytes after it end the
+            // object (0: a `,` follows); None to hand the field over.
             let taken = 'value: {
                 // Not a field the loop writes, or one seen already.
                 if !bits & q.bit == 0 {
                     break 'value None;
                 }
-                let Some(v) = w.get(kl..).and_then(|r| r.first_chunk::<24>()) else { break 'value None };
+                let Some(v) = b.get(vpos..).and_then(|r| r.first_chunk::<24>()) else { break 'value None };
                 let parsed = if v[0] == b'"' && q.hex { hex_at(v) } else { uint_at(v) };
                 let Some((val, n)) = parsed else { break 'value None };
                 if val > q.max {
                     break 'value None;
                 }
-                let end = kl + n;
-                match w.get(end) {
-                    Some(b',') => Some((val, end, 0)),
-                    Some(b'}') => Some((val, end, 1)),
+                match v.get(n) {
+                    Some(b',') => Some((val, n, 0)),
+                    Some(b'}') => Some((val, n, 1)),
                     Some(b'\n') => {
-                        let tail = b.get(at + end + 1..).unwrap_or(&[]);
+                        let tail = b.get(vpos + n + 1..).unwrap_or(&[]);
                         let k = leading_spaces(tail);
-                        (tail.get(k) == Some(&b'}')).then_some((val, end, 2 + k))
+                        (tail.get(k) == Some(&b'}')).then_some((val, n, 2 + k))
                     }
                     _ => None,
                 }
             };
-            let (Some((v, end, close)), Some(d)) = (taken, dst.get_mut(o..).and_then(|d| d.first_chunk_mut::<16>()))
+            let (Some((v, n, close)), Some(d)) = (taken, dst.get_mut(o..).and_then(|d| d.first_chunk_mut::<16>()))
             else {
                 // The general loop reads the value.
-                stop.pos = at + kl;
-                stop.key = Some((idx, slot.f));
+                pos = vpos;
+                handed = Some((cur, slot.f));
                 break 'keys;
             };
             // Taken: written as `Buf::varint` writes it.
@@ -1009,46 +1035,38 @@ fn quick_run(b: &[u8], slots: &[Slot], indent: usize, out: &mut Buf, m: &mut Mar
             }
             o += varint_to(d, q.tag_len, if q.zigzag { v << 1 } else { v });
             bits |= q.bit;
-            number = q.number;
-            h = idx + 1;
+            m.last = q.number;
+            m.hint = cur + 1;
             // Where the `,` or the end is.
-            let t = at + end;
+            let t = vpos + n;
             if close > 0 {
                 if close > 1 {
-                    stop.lines += 1;
-                    stop.line_at = t + 1;
+                    lines += 1;
+                    line_at = t + 1;
                 }
-                stop.pos = t + close;
-                stop.closed = true;
+                pos = t + close;
+                m.closed = true;
                 break 'keys;
             }
             // The separator and the next field's key, as raw JSON has them
             // (or the one after: one left out).
-            let next = b.get(t..).and_then(|r| r.first_chunk::<64>());
-            let found = next.and_then(|nw| {
-                let head = nw.first_chunk::<40>()?;
-                match slots.get(h) {
-                    Some(s) if s.sep.matches(head) => Some((nw, h, s)),
-                    _ => match slots.get(h + 1) {
-                        Some(s) if s.sep.matches(head) => Some((nw, h + 1, s)),
-                        _ => None,
-                    },
-                }
-            });
-            let Some((nw, i, s)) = found else {
-                stop.pos = t + 1;
-                continue 'keys;
+            pos = t + 1;
+            let Some(head) = b.get(t..).and_then(|r| r.first_chunk::<40>()) else { continue 'keys };
+            let h = m.hint;
+            (cur, slot) = match slots.get(h) {
+                Some(s) if s.sep.matches(head) => (h, s),
+                _ => match slots.get(h + 1) {
+                    Some(s) if s.sep.matches(head) => (h + 1, s),
+                    _ => continue 'keys,
+                },
             };
-            w = nw;
-            at = t;
-            idx = i;
-            slot = s;
-            kl = s.sep.len().min(40);
+            vpos = t + slot.sep.len();
         }
     }
     out.len = o;
-    *m = Marks { seen: bits, last: number, hint: h };
-    stop
+    m.seen = bits;
+    p.consume_scanned(pos, lines, line_at);
+    handed
 }
 
 fn field_of(desc: &'static MessageDesc, number: u32) -> Option<&'static FieldDesc> {
