@@ -124,6 +124,8 @@ pub struct DirectEncoder {
     tmp: Message,
     /// Bytes being put in record order.
     reorder: Vec<u8>,
+    /// The plans of the message types.
+    plans: &'static [OnceLock<Plan>],
 }
 
 impl Default for DirectEncoder {
@@ -143,6 +145,7 @@ impl DirectEncoder {
             pool: Vec::new(),
             tmp: Message::new(MsgId(0)),
             reorder: Vec::new(),
+            plans: plans(),
         }
     }
 
@@ -166,7 +169,11 @@ impl DirectEncoder {
     pub(crate) fn entry<R: Read>(&mut self, p: &mut Parser<R>, ty: MsgId, pagemap_entry: bool) -> Result<&mut [u8]> {
         self.out.clear();
         self.missing.clear();
-        match self.object(p, ty, 0, pagemap_entry).map_err(|e| *e)? {
+        let r = match self.quick_object(p, ty, 0, pagemap_entry) {
+            Some(r) => r,
+            None => self.general_object(p, ty, 0, pagemap_entry),
+        };
+        match r.map_err(|e| *e)? {
             None => Ok(self.out.bytes_mut()),
             Some(fields) => Err(Error::new(ErrorKind::MissingRequired { message: ty.desc().name, fields })),
         }
@@ -184,23 +191,68 @@ impl DirectEncoder {
         if depth > wire::MAX_DEPTH {
             return Err(p.error("messages nested too deeply").into());
         }
-        let plan = plan(ty);
-        if let Some(pl) = plan.filter(|p| p.quick_any) {
-            // The tight loop first, from the `{` on.
-            if let Some(indent) = quick_open(p) {
-                let start = self.out.len();
-                let mut m = Marks::default();
-                let handed = quick_run(p, &pl.slots, indent, &mut self.out, &mut m);
-                if m.closed && pl.plain_end(m.seen, legacy) {
-                    return Ok(None);
-                }
-                let mut st = self.frame(ty, plan, start, m);
-                if m.closed {
-                    return Ok(self.finish(&mut st, legacy));
-                }
-                return self.fields(p, st, m.hint, handed, indent, depth, legacy);
-            }
+        if let Some(r) = self.quick_object(p, ty, depth, legacy) {
+            return r;
         }
+        self.general_object(p, ty, depth, legacy)
+    }
+
+    /// [`DirectEncoder::object`] by the tight loop, from the `{` on, where
+    /// the message starts as crit writes it (None, with nothing read,
+    /// otherwise): the rest of the message, if any, goes to the general
+    /// loop.
+    #[inline(always)]
+    fn quick_object<R: Read>(
+        &mut self,
+        p: &mut Parser<R>,
+        ty: MsgId,
+        depth: usize,
+        legacy: bool,
+    ) -> Option<Res<Option<Vec<String>>>> {
+        let plan = plan_in(self.plans, ty);
+        let pl = plan.filter(|p| p.quick_any)?;
+        let indent = quick_open(p)?;
+        let start = self.out.len();
+        let mut m = Marks::default();
+        let handed = quick_run(p, &pl.slots, indent, &mut self.out, &mut m);
+        if m.closed && pl.plain_end(m.seen, legacy) {
+            return Some(Ok(None));
+        }
+        Some(self.quick_rest(p, ty, plan, start, m, handed, indent, depth, legacy))
+    }
+
+    /// The rest of a message the tight loop began.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn quick_rest<R: Read>(
+        &mut self,
+        p: &mut Parser<R>,
+        ty: MsgId,
+        plan: Option<&'static Plan>,
+        start: usize,
+        m: Marks,
+        handed: Option<(usize, &'static FieldDesc)>,
+        indent: usize,
+        depth: usize,
+        legacy: bool,
+    ) -> Res<Option<Vec<String>>> {
+        let mut st = self.frame(ty, plan, start, m);
+        if m.closed {
+            return Ok(self.finish(&mut st, legacy));
+        }
+        self.fields(p, st, m.hint, handed, indent, depth, legacy)
+    }
+
+    /// [`DirectEncoder::object`] by the general loop, from the start.
+    #[inline(never)]
+    fn general_object<R: Read>(
+        &mut self,
+        p: &mut Parser<R>,
+        ty: MsgId,
+        depth: usize,
+        legacy: bool,
+    ) -> Res<Option<Vec<String>>> {
+        let plan = plan_in(self.plans, ty);
         let desc = ty.desc();
         if p.skip_ws()? != Some(b'{') {
             let v = p.value()?;
@@ -1162,11 +1214,22 @@ impl Quick {
     }
 }
 
-/// The plan of a message type, made the first time it is needed.
+/// The plans of the message types (each made the first time it is
+/// needed), by [`MsgId`].
+fn plans() -> &'static [OnceLock<Plan>] {
+    static PLANS: OnceLock<Box<[OnceLock<Plan>]>> = OnceLock::new();
+    PLANS.get_or_init(|| MESSAGES.iter().map(|_| OnceLock::new()).collect())
+}
+
+/// The plan of a message type.
 #[inline]
 fn plan(ty: MsgId) -> Option<&'static Plan> {
-    static PLANS: OnceLock<Box<[OnceLock<Plan>]>> = OnceLock::new();
-    let plans = PLANS.get_or_init(|| MESSAGES.iter().map(|_| OnceLock::new()).collect());
+    plan_in(plans(), ty)
+}
+
+/// The plan of a message type among `plans` (from [`plans`]).
+#[inline(always)]
+fn plan_in(plans: &'static [OnceLock<Plan>], ty: MsgId) -> Option<&'static Plan> {
     let m = MESSAGES.get(ty.0 as usize)?;
     Some(plans.get(ty.0 as usize)?.get_or_init(|| {
         let legacy =
