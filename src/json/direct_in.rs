@@ -1081,11 +1081,18 @@ fn quick_run<R: Read>(
                 handed = Some((cur, slot.f));
                 break 'keys;
             };
-            // Taken: written as `Buf::varint` writes it.
+            // Taken: written as `Buf::varint` writes it (the key and a
+            // value of one byte in one go).
+            let v = if q.zigzag { v << 1 } else { v };
             if let Some(t) = d.first_chunk_mut::<8>() {
-                *t = q.tag.to_le_bytes();
+                if v < 0x80 {
+                    *t = (q.tag | v << q.tag_bits).to_le_bytes();
+                    o += q.tag_len + 1;
+                } else {
+                    *t = q.tag.to_le_bytes();
+                    o += varint_to(d, q.tag_len, v);
+                }
             }
-            o += varint_to(d, q.tag_len, if q.zigzag { v << 1 } else { v });
             bits |= q.bit;
             m.last = q.number;
             m.hint = cur + 1;
@@ -1145,11 +1152,14 @@ struct Plan {
     slots: Vec<Slot>,
     /// Some field is one [`quick_run`] writes.
     quick_any: bool,
-    /// At most 64 fields (their marks all in the first word of
-    /// [`Frame::seen`]).
+    /// [`Plan::plain_end`] can tell: at most 64 fields (their marks all in
+    /// the first word of [`Frame::seen`]), `legacy`'s among them.
     small: bool,
-    /// The bits of `legacy`'s fields, when both are among the first 64.
-    legacy_bits: Option<(u64, u64)>,
+    /// The bits of `legacy`'s fields (`compat_nr_pages` and `nr_pages`),
+    /// and of the second alone: the old pagemap form is `nr_pages` without
+    /// `compat_nr_pages`.  (0 and 1, never matched, without them.)
+    legacy_mask: u64,
+    legacy_form: u64,
 }
 
 impl Plan {
@@ -1159,12 +1169,7 @@ impl Plan {
     /// [`DirectEncoder::finish`] finds.  False when it cannot tell.
     #[inline(always)]
     fn plain_end(&self, seen: u64, legacy: bool) -> bool {
-        let old_pagemap = legacy
-            && match (self.legacy, self.legacy_bits) {
-                (None, _) => false,
-                (Some(_), Some((c, n))) => seen & c == 0 && seen & n != 0,
-                (Some(_), None) => true,
-            };
+        let old_pagemap = legacy && seen & self.legacy_mask == self.legacy_form;
         self.small && self.required & !seen == 0 && !old_pagemap
     }
 }
@@ -1189,8 +1194,9 @@ struct Quick {
     number: u32,
     /// The field's wire key (wire type 0), as varint bytes, little-endian.
     tag: u64,
-    /// Bytes of `tag`.
+    /// Bytes of `tag` (at most 5), and as bits.
     tag_len: usize,
+    tag_bits: u32,
     /// The largest value, and whether it is written in zigzag form.
     max: u64,
     zigzag: bool,
@@ -1210,7 +1216,16 @@ impl Quick {
         for (x, y) in w.iter_mut().zip(&b) {
             *x = *y;
         }
-        Quick { bit: 1u64 << idx, number: f.number, tag: u64::from_le_bytes(w), tag_len, max, zigzag, hex: !f.opts.dev }
+        Quick {
+            bit: 1u64 << idx,
+            number: f.number,
+            tag: u64::from_le_bytes(w),
+            tag_len,
+            tag_bits: 8 * tag_len as u32,
+            max,
+            zigzag,
+            hex: !f.opts.dev,
+        }
     }
 }
 
@@ -1259,8 +1274,9 @@ fn plan_in(plans: &'static [OnceLock<Plan>], ty: MsgId) -> Option<&'static Plan>
                 .filter(|(i, f)| *i < 64 && f.label == Label::Required)
                 .fold(0u64, |a, (i, _)| a | 1u64 << i),
             legacy,
-            small: m.fields.len() <= 64,
-            legacy_bits: legacy.and_then(|(c, n)| (c < 64 && n < 64).then(|| (1u64 << c, 1u64 << n))),
+            small: m.fields.len() <= 64 && legacy.is_none_or(|(c, n)| c < 64 && n < 64),
+            legacy_mask: legacy.map_or(0, |(c, n)| (1u64 << (c % 64)) | (1u64 << (n % 64))),
+            legacy_form: legacy.map_or(1, |(_, n)| 1u64 << (n % 64)),
         }
     }))
 }
