@@ -1022,10 +1022,9 @@ fn quick_run<R: Read>(
     let mut bits = m.seen;
     let mut o = out.len;
     let dst = &mut out.v[..];
-    'keys: loop {
-        // At the start of a key: after nothing, a space, or a newline and
-        // the indent.
-        let Some(rest) = b.get(pos..) else { break };
+    // At the start of a key: after nothing, a space, or a newline and the
+    // indent.
+    'keys: while let Some(rest) = b.get(pos..) {
         let (skip, newline) = match rest.first() {
             Some(b'"') => (0, false),
             Some(b' ') => (1, false),

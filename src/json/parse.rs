@@ -152,7 +152,6 @@ fn plain_run(s: &[u8]) -> usize {
 #[inline(always)]
 fn digit_count(w: u64) -> usize {
     const NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
-    const THREES: u64 = ONES * 0x30;
     // A digit's high nibble is 3, and stays 3 when 6 is added.  (A carry
     // out of a byte only disturbs the bytes after it.)
     let bad = ((w & NIBBLES) ^ THREES) | ((w.wrapping_add(ONES * 6) & NIBBLES) ^ THREES);
@@ -162,7 +161,6 @@ fn digit_count(w: u64) -> usize {
 /// The value of the first `n` (1 to 8) bytes of `w`, ASCII digits.
 #[inline(always)]
 fn digits_value(w: u64, n: usize) -> u64 {
-    const THREES: u64 = ONES * 0x30;
     // Move the digits up and fill in leading zeros below them.
     let shift = (8 - n.clamp(1, 8)) * 8;
     let w = if shift == 0 { w } else { (w << shift) | (THREES >> (64 - shift)) };
