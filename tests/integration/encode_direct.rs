@@ -732,3 +732,92 @@ fn json_read_in_pieces_gives_the_same_images() {
     assert!(problems.is_empty(), "{} differ:\n{}", problems.len(), problems.join("\n\n"));
     assert!(checked > 1500, "only {checked} cases");
 }
+
+/// Integer fields in crit's own layout (raw and indented, where the direct
+/// path's tight loop takes them) with values at every edge of its reading:
+/// lengths of 1 to 17 digits, leading zeros, signs, fractions, exponents,
+/// hex texts, values just past each type's range, and other types.
+#[test]
+fn edge_numbers_in_crit_layout_give_the_same_bytes_and_errors() {
+    let texts = [
+        "0",
+        "7",
+        "01",
+        "00",
+        "-0",
+        "-1",
+        "10",
+        "127",
+        "128",
+        "16383",
+        "16384",
+        "2147483647",
+        "2147483648",
+        "4294967295",
+        "4294967296",
+        "12345678",
+        "123456789",
+        "1234567890123456",
+        "9999999999999999",
+        "12345678901234567",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",
+        "1.5",
+        "1e3",
+        "1E3",
+        "2.",
+        "\"0x1f\"",
+        "\"0x\"",
+        "\"0xFFFFFFFFFFFFFFFF\"",
+        "\"0x10000000000000000\"",
+        "\"0x1g\"",
+        "\"12\"",
+        "true",
+        "null",
+    ];
+    let mut d = DirectEncoder::new();
+    let mut problems = Vec::new();
+    let mut cases = 0;
+    for (i, m) in MESSAGES.iter().enumerate() {
+        let ty = MsgId(i as u16);
+        let ints: Vec<&FieldDesc> = m
+            .fields
+            .iter()
+            .filter(|f| f.label != Label::Repeated && f.ty.is_integer() && !matches!(f.ty, Type::Enum(_)))
+            .collect();
+        if ints.is_empty() {
+            continue;
+        }
+        for (k, text) in texts.iter().enumerate() {
+            for pretty in [false, true] {
+                // Every integer field: the edge value for one of them (in
+                // turn), small plain values for the others.
+                let target = k % ints.len();
+                let mut members = Vec::new();
+                for (j, f) in m.fields.iter().enumerate() {
+                    let v = match ints.iter().position(|g| std::ptr::eq(*g, f)) {
+                        Some(x) if x == target => (*text).to_string(),
+                        Some(_) => (j % 3).to_string(),
+                        // (Required ones left out: both paths refuse those.)
+                        None => continue,
+                    };
+                    members.push((f.name, v));
+                }
+                let sep = if pretty { ",\n    " } else { ", " };
+                let body: Vec<String> = members.iter().map(|(n, v)| format!("\"{n}\": {v}")).collect();
+                let doc =
+                    if pretty { format!("{{\n    {}\n}}", body.join(sep)) } else { format!("{{{}}}", body.join(sep)) };
+                cases += 1;
+                let old = old_message(doc.as_bytes(), ty);
+                let new = new_message(&mut d, doc.as_bytes(), ty);
+                if old != new && problems.len() < 10 {
+                    problems.push(format!("{}:\n{doc}\nold {old:?}\nnew {new:?}", m.name));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{} differ:\n{}", problems.len(), problems.join("\n\n"));
+    assert!(cases > 1000, "only {cases} cases");
+}
