@@ -26,7 +26,7 @@
 //!   missing ones (with their dotted paths) is made only when one is;
 //! - the common case, fields of plain non-negative integers (or `"0x…"`
 //!   texts) in crit's own layout, goes through a tight loop on the
-//!   parser's buffer ([`quick_run`]), which hands a field over to the
+//!   parser's buffer (`quick_run`), which hands a field over to the
 //!   general loop at its start, or right after its key, when it comes any
 //!   other way; a message it takes whole is finished with one test.
 
