@@ -439,8 +439,29 @@ fn set_direct(f: &File, on: bool) -> bool {
     fcntl(f, FcntlArg::F_SETFL(flags)).is_ok()
 }
 
-impl Write for AtomicFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+impl AtomicFile {
+    /// Copy `buf` into the block if it fits with room to spare (the
+    /// common case: a small write); whether it did.
+    #[inline(always)]
+    fn take_small(&mut self, buf: &[u8]) -> bool {
+        let b = &mut self.block;
+        let at = b.off + b.len;
+        if b.len + buf.len() >= BLOCK {
+            return false;
+        }
+        match b.mem.get_mut(at..at + buf.len()) {
+            Some(room) => {
+                room.copy_from_slice(buf);
+                b.len += buf.len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Write what [`AtomicFile::take_small`] did not take.
+    #[cold]
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.file.is_none() {
             return Err(Self::committed());
         }
@@ -453,10 +474,24 @@ impl Write for AtomicFile {
         }
         Ok(n)
     }
+}
 
+impl Write for AtomicFile {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.take_small(buf) {
+            return Ok(buf.len());
+        }
+        self.write_more(buf)
+    }
+
+    #[inline]
     fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        if self.take_small(buf) {
+            return Ok(());
+        }
         while !buf.is_empty() {
-            let n = self.write(buf)?;
+            let n = self.write_more(buf)?;
             buf = buf.get(n..).unwrap_or_default();
         }
         Ok(())
