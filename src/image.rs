@@ -764,6 +764,14 @@ impl<W: Write> ImageWriter<W> {
         Ok(())
     }
 
+    /// Write `n` entries made as for [`ImageWriter::write_framed`], one
+    /// after another in `framed`, their sizes filled in.
+    pub fn write_framed_run(&mut self, framed: &[u8], n: usize) -> Result<()> {
+        self.w.write_all(framed)?;
+        self.index += n;
+        Ok(())
+    }
+
     /// Write payload bytes.
     pub fn write_raw(&mut self, data: &[u8]) -> Result<()> {
         self.w.write_all(data)?;

@@ -256,6 +256,17 @@ fn encode_with<R: Read, W: Write>(input: R, output: W, direct: bool) -> Result<W
                 } else {
                     let mut i = 0usize;
                     loop {
+                        if let Some(e) = enc.as_mut() {
+                            // Entries the direct encoder takes whole, in a run.
+                            let n = e.entries_from(&mut p).map_err(|err| err.at_entry(i))?;
+                            if n > 0 {
+                                i += n;
+                                if !p.next_or_close(b']')? {
+                                    break;
+                                }
+                                continue;
+                            }
+                        }
                         let line_col = Some(p.line_col());
                         match enc.as_mut() {
                             Some(e) => e.entry_from(&mut p).map_err(|mut err| {
@@ -302,13 +313,19 @@ pub struct Encoder<W: Write> {
     ghost_chunks: bool,
     /// Writes entries straight from the JSON text, for kinds without payloads.
     direct: Option<DirectEncoder>,
+    /// Entries to go before [`Encoder::entries_from`] tries a run again.
+    skip_runs: usize,
 }
+
+/// Entries [`Encoder::entries_from`] lets go by after a run that took
+/// none.
+const RUN_RETRY: usize = 8;
 
 impl<W: Write> Encoder<W> {
     /// Start an image of `kind`.
     pub fn new(w: W, kind: &'static ImageKind) -> Result<Self> {
         let direct = matches!(kind.body, Body::Pagemap | Body::Entries(_, Payload::None)).then(DirectEncoder::new);
-        Ok(Encoder { w: ImageWriter::new(w, kind)?, kind, index: 0, ghost_chunks: false, direct })
+        Ok(Encoder { w: ImageWriter::new(w, kind)?, kind, index: 0, ghost_chunks: false, direct, skip_runs: 0 })
     }
 
     /// `false`: [`Encoder::entry_from`] parses every entry into a message
@@ -362,6 +379,33 @@ impl<W: Write> Encoder<W> {
         let mut extra = None;
         let m = crate::json::map::message_from_parser(p, ty, Some(&mut extra))?;
         self.finish_entry(role, m, extra.as_ref())
+    }
+
+    /// The entries that come next, as many as [`Encoder::entry_from`]
+    /// would write straight from the JSON text with the tight loop of the
+    /// direct encoder, taken and written in one run: their number (0 when
+    /// the next entry is not one of them; that one is for
+    /// [`Encoder::entry_from`]).
+    pub fn entries_from<R: Read>(&mut self, p: &mut Parser<R>) -> Result<usize> {
+        if self.skip_runs > 0 {
+            self.skip_runs -= 1;
+            return Ok(0);
+        }
+        let (role, ty) = self.role();
+        let Some(d) = self.direct.as_mut() else { return Ok(0) };
+        if role != Role::Entry && role != Role::PagemapEntry {
+            return Ok(0);
+        }
+        let (n, framed) = d.entries(p, ty, role == Role::PagemapEntry);
+        if n == 0 {
+            // Entries of this image may not be for the loop: look again
+            // a few entries on.
+            self.skip_runs = RUN_RETRY;
+            return Ok(0);
+        }
+        self.w.write_framed_run(framed, n)?;
+        self.index += n;
+        Ok(n)
     }
 
     fn finish_entry(&mut self, role: Role, mut m: Message, extra: Option<&Json>) -> Result<()> {

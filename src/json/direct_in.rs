@@ -184,6 +184,19 @@ impl DirectEncoder {
         }
     }
 
+    /// The entries of type `ty` that come next and that the tight loop
+    /// takes whole, as [`DirectEncoder::entry`] would write them (with
+    /// `pagemap_entry` as there), one after another from the parser's
+    /// buffer: their number, and their bytes, each entry framed (its size
+    /// in front).  The parser is left after the last one's `}`.  None are
+    /// taken (0) where the next entry is not one the loop takes whole:
+    /// [`DirectEncoder::entry`] is for that one.
+    pub(crate) fn entries<R: Read>(&mut self, p: &mut Parser<R>, ty: MsgId, pagemap_entry: bool) -> (usize, &[u8]) {
+        let Some(pl) = plan_in(self.plans, ty).filter(|p| p.quick_any) else { return (0, &[]) };
+        let n = quick_entries(p, pl, pagemap_entry, &mut self.out);
+        (n, self.out.bytes())
+    }
+
     /// One message: its bytes appended to `out`; the required fields it
     /// lacks (dotted paths), if any.
     fn object<R: Read>(
@@ -954,18 +967,37 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// general path reads it.
 #[inline(always)]
 fn quick_open<R: Read>(p: &mut Parser<R>) -> Option<usize> {
-    let col = p.column();
-    let b = p.buffered();
+    let o = open_at(p.buffered(), 0, p.column())?;
+    p.consume_scanned(o.key, o.lines, o.line_at);
+    Some(o.indent)
+}
+
+/// Where [`open_at`] found a message's first key.
+struct Opened {
+    /// The offset of the key's `"`.
+    key: usize,
+    /// The key's column.
+    indent: usize,
+    /// Newlines passed, and the offset after the last one (where no
+    /// newline was passed: any).
+    lines: u64,
+    line_at: usize,
+}
+
+/// [`quick_open`] on the bytes `b` from offset `at`, whose column is
+/// `col`; offsets are those of `b`.
+#[inline(always)]
+fn open_at(b: &[u8], at: usize, col: usize) -> Option<Opened> {
     // The `{`, and its column.
-    let (brace, brace_col, nl_before) = match b.first()? {
-        b'{' => (0, col, false),
-        b' ' if b.get(1) == Some(&b'{') => (1, col + 1, false),
+    let (brace, brace_col, nl_before) = match b.get(at)? {
+        b'{' => (at, col, false),
+        b' ' if b.get(at + 1) == Some(&b'{') => (at + 1, col + 1, false),
         b'\n' => {
-            let k = leading_spaces(b.get(1..)?);
-            if b.get(1 + k) != Some(&b'{') {
+            let k = leading_spaces(b.get(at + 1..)?);
+            if b.get(at + 1 + k) != Some(&b'{') {
                 return None;
             }
-            (1 + k, k, true)
+            (at + 1 + k, k, true)
         }
         _ => return None,
     };
@@ -983,9 +1015,8 @@ fn quick_open<R: Read>(p: &mut Parser<R>) -> Option<usize> {
         }
         _ => return None,
     };
-    let line_at = if nl_after { after + 1 } else { 1 };
-    p.consume_scanned(key, nl_before as u64 + nl_after as u64, line_at);
-    Some(indent)
+    let line_at = if nl_after { after + 1 } else { at + 1 };
+    Some(Opened { key, indent, lines: nl_before as u64 + nl_after as u64, line_at })
 }
 
 /// The tight loop over the buffered bytes, from the start of a key: the
@@ -1014,19 +1045,46 @@ fn quick_run<R: Read>(
     if out.v.len() < out.len + room + Buf::SLACK {
         out.grow(room);
     }
-    let b = p.buffered();
-    // Bytes taken, and the newlines among them (the last one right before
-    // offset `line_at`).
-    let mut pos = 0usize;
-    let mut lines = 0u64;
-    let mut line_at = 0usize;
+    let mut s = Scan { pos: 0, lines: 0, line_at: 0, o: out.len };
+    let handed = scan_fields(p.buffered(), &mut s, slots, indent, &mut out.v, m);
+    out.len = s.o;
+    p.consume_scanned(s.pos, s.lines, s.line_at);
+    handed
+}
+
+/// Where the tight loop is: the offset in the buffered bytes, the
+/// newlines passed (the last one right before offset `line_at`), and the
+/// end of what it wrote.
+#[derive(Clone, Copy)]
+struct Scan {
+    pos: usize,
+    lines: u64,
+    line_at: usize,
+    o: usize,
+}
+
+/// The loop of [`quick_run`] over the bytes `b` from offset `s.pos` (the
+/// start of a key), writing into `dst` from offset `s.o`, where there is
+/// room for every field of `slots` and the slack: `s` is left where it
+/// stopped.
+#[inline(always)]
+fn scan_fields(
+    b: &[u8],
+    s: &mut Scan,
+    slots: &[Slot],
+    indent: usize,
+    dst: &mut [u8],
+    m: &mut Marks,
+) -> Option<(usize, &'static FieldDesc)> {
+    let mut pos = s.pos;
+    let mut lines = s.lines;
+    let mut line_at = s.line_at;
     let mut handed = None;
     // The keys taken are of fields from `m.hint` on, which (the fields
     // sorted by number, and all seen ones before `m.hint` while no key
     // came out of order) are after the previous key's in number order.
     let mut bits = m.seen;
-    let mut o = out.len;
-    let dst = &mut out.v[..];
+    let mut o = s.o;
     // At the start of a key: after nothing, a space, or a newline and the
     // indent.
     'keys: while let Some(rest) = b.get(pos..) {
@@ -1126,10 +1184,62 @@ fn quick_run<R: Read>(
             vpos = t + slot.sep.len();
         }
     }
-    out.len = o;
     m.seen = bits;
-    p.consume_scanned(pos, lines, line_at);
+    *s = Scan { pos, lines, line_at, o };
     handed
+}
+
+/// The entries (of the type of `pl`; `legacy` as for
+/// [`Plan::plain_end`]) that the tight loop takes whole, from the start of
+/// the parser's buffered bytes: each opened as [`quick_open`] opens a
+/// message, its fields all taken by [`scan_fields`] up to its `}`, and
+/// finished as it is ([`Plan::plain_end`]); the next one after a `,`.
+/// They are written to `out` (from its start), each framed: its size in
+/// 4 bytes, then its bytes.  Stops before the first entry that comes
+/// otherwise, with nothing of it taken or written (nor the `,` before
+/// it): the parser is left after the last entry's `}`.  Returns the
+/// number of entries taken.
+#[inline(never)]
+fn quick_entries<R: Read>(p: &mut Parser<R>, pl: &Plan, legacy: bool, out: &mut Buf) -> usize {
+    let room = FRAME + 16 * pl.slots.len() + Buf::SLACK;
+    let col = p.column();
+    let b = p.buffered();
+    let mut s = Scan { pos: 0, lines: 0, line_at: 0, o: 0 };
+    // Where the last entry taken ends, and the number taken.
+    let mut done = s;
+    let mut n = 0;
+    loop {
+        let col = if s.lines > 0 { s.pos - s.line_at } else { col + s.pos };
+        let Some(open) = open_at(b, s.pos, col) else { break };
+        if open.lines > 0 {
+            s.lines += open.lines;
+            s.line_at = open.line_at;
+        }
+        s.pos = open.key;
+        if out.v.len() < s.o + room {
+            out.grow(room);
+        }
+        let frame = s.o;
+        s.o += FRAME;
+        let mut m = Marks::default();
+        let handed = scan_fields(b, &mut s, &pl.slots, open.indent, &mut out.v, &mut m);
+        if handed.is_some() || !m.closed || !pl.plain_end(m.seen, legacy) {
+            break;
+        }
+        let size = (s.o - frame - FRAME) as u32;
+        if let Some(d) = out.v.get_mut(frame..frame + FRAME) {
+            d.copy_from_slice(&size.to_le_bytes());
+        }
+        n += 1;
+        done = s;
+        if b.get(s.pos) != Some(&b',') {
+            break;
+        }
+        s.pos += 1;
+    }
+    out.len = done.o;
+    p.consume_scanned(done.pos, done.lines, done.line_at);
+    n
 }
 
 fn field_of(desc: &'static MessageDesc, number: u32) -> Option<&'static FieldDesc> {
@@ -1648,6 +1758,56 @@ mod tests {
 
     fn ty(name: &str) -> MsgId {
         MsgId::by_name(name).unwrap()
+    }
+
+    /// A run takes the plain entries up to the first other one, each
+    /// framed as [`DirectEncoder::entry`] frames it, and leaves the parser
+    /// after the last one's `}` (line and column kept).
+    #[test]
+    fn a_run_takes_the_plain_entries_and_stops_before_another() {
+        let pm = ty("pagemap_entry");
+        let plain = [
+            r#"{"vaddr": 4096, "compat_nr_pages": 0, "flags": 4, "nr_pages": 1}"#,
+            "{\n    \"vaddr\": \"0x7f0000001000\",\n    \"compat_nr_pages\": 0,\n    \"flags\": 2,\n    \"nr_pages\": 300\n}",
+            r#"{"vaddr": 8192, "compat_nr_pages": 0, "flags": 6, "nr_pages": 16}"#,
+        ];
+        // Not for the loop: crit <= 4.1's form, a flag name, a float.
+        let other = [
+            r#"{"vaddr": 4096, "nr_pages": 1}"#,
+            r#"{"vaddr": 4096, "compat_nr_pages": 0, "flags": "PE_PRESENT", "nr_pages": 1}"#,
+            r#"{"vaddr": 4096.0}"#,
+        ];
+        for (k, last) in other.iter().enumerate() {
+            // Separators of both layouts, and a plain entry after the
+            // other one (the loop wants some bytes after a value).
+            let (a, b) = plain.split_at(k + 1);
+            let head = if b.is_empty() { a.join(", ") } else { format!("{},\n {}", a.join(", "), b.join(",\n ")) };
+            let text = format!("{head}, {last}, {}]", plain[0]);
+            let mut p = Parser::new(text.as_bytes());
+            // (The buffer filled.)
+            assert_eq!(p.skip_ws().unwrap(), Some(b'{'));
+            let mut d = DirectEncoder::new();
+            let (n, run) = d.entries(&mut p, pm, true);
+            let run = run.to_vec();
+            assert_eq!(n, plain.len(), "{text}");
+            let mut want = Vec::new();
+            for e in plain {
+                let mut q = Parser::new(e.as_bytes());
+                let b = DirectEncoder::new().message(&mut q, pm).unwrap().to_vec();
+                want.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                want.extend_from_slice(&b);
+            }
+            assert_eq!(run, want);
+            let end = head.len();
+            assert_eq!(p.position(), end as u64, "{text}");
+            let line = 1 + text[..end].matches('\n').count() as u64;
+            let col = end - text[..end].rfind('\n').map_or(0, |i| i + 1) + 1;
+            assert_eq!(p.line_col(), (line, col as u64));
+            // And nothing of the other one is taken.
+            assert!(p.next_or_close(b']').unwrap());
+            assert_eq!(d.entries(&mut p, pm, true).0, 0);
+            assert_eq!(p.position(), end as u64 + 1);
+        }
     }
 
     #[test]

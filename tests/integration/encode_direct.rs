@@ -821,3 +821,103 @@ fn edge_numbers_in_crit_layout_give_the_same_bytes_and_errors() {
     assert!(problems.is_empty(), "{} differ:\n{}", problems.len(), problems.join("\n\n"));
     assert!(cases > 1000, "only {cases} cases");
 }
+
+/// Long pagemaps in crit's own layouts (raw and indented), where encode
+/// takes runs of entries whole in its tight loop, with entries that the
+/// loop must leave to the general one scattered among them (a value as a
+/// float, a flag name, a hex text, a field left out or added, crit ≤ 4.1's
+/// form, other white space) and, in some documents, one bad value: the
+/// same image or error as the message path, also when the JSON is read in
+/// pieces, so that runs end at every kind of place.
+#[test]
+fn runs_of_plain_entries_with_odd_ones_among_them() {
+    let mut r = Rng(0x5eed_0000_0000_0005);
+    // A clean image, and crit's two layouts of it.
+    let mut text = String::from("{\"magic\": \"PAGEMAP\", \"entries\": [{\"pages_id\": 1}");
+    let mut vaddr: u64 = 0x7f00_0000_0000;
+    for _ in 0..3000 {
+        vaddr += 4096 * (1 + r.below(64) as u64);
+        let flags = [1, 2, 4, 6][r.below(4)];
+        text.push_str(&format!(
+            ", {{\"vaddr\": {vaddr}, \"compat_nr_pages\": 0, \"flags\": {flags}, \"nr_pages\": {}}}",
+            1 + r.below(600)
+        ));
+    }
+    text.push_str("]}");
+    let image = encode_through_messages(text.as_bytes(), Vec::new()).unwrap();
+    let mut docs = Vec::new();
+    for nice in [false, true] {
+        docs.push(decode_bytes(&image, nice, false).unwrap());
+    }
+    // Odd entries: a change at one key in about one entry in 25.
+    // (Flag names for flags only.)
+    let odd_values: [&[u8]; 7] = [b"4.0", b"\"0x1f\"", b"1e3", b" 7", b"true", b"\"7\"", b"\"PE_PRESENT\""];
+    let bad_values: [&[u8]; 4] = [b"-1", b"\"x\"", b"18446744073709551616", b"[]"];
+    let mut cases = Vec::new();
+    for doc in &docs {
+        cases.push(doc.clone());
+        for round in 0..6 {
+            let mut t = doc.clone();
+            let keys: [&[u8]; 4] = [b"\"vaddr\": ", b"\"compat_nr_pages\": ", b"\"flags\": ", b"\"nr_pages\": "];
+            let mut at = Vec::new();
+            for k in keys {
+                at.extend(t.windows(k.len()).enumerate().filter(|(_, w)| w == &k).map(|(i, _)| (i, k.len())));
+            }
+            at.sort();
+            let bad_one = (round % 2 == 1).then(|| r.below(at.len()));
+            // From the end, so that earlier offsets stay valid.
+            for (n, &(i, klen)) in at.iter().enumerate().rev() {
+                let v = i + klen;
+                // The value: a number, or a text (nice layout) up to its
+                // closing quote.
+                let end = if t[v] == b'"' {
+                    v + 2 + t[v + 1..].iter().position(|&c| c == b'"').unwrap()
+                } else {
+                    v + t[v..].iter().position(|c| !c.is_ascii_digit()).unwrap()
+                };
+                if Some(n) == bad_one {
+                    t.splice(v..end, r.pick(&bad_values).iter().copied());
+                } else if r.pct(1) {
+                    let flags = t[i..].starts_with(b"\"flags\"");
+                    let odd = &odd_values[..odd_values.len() - 1 + flags as usize];
+                    t.splice(v..end, r.pick(odd).iter().copied());
+                } else if r.pct(1) && t[i..i + klen].starts_with(b"\"compat_nr_pages\"") {
+                    // Left out (crit ≤ 4.1's form, with nr_pages alone):
+                    // the key up to the next key.
+                    let next = end + t[end..].iter().position(|&c| c == b'"').unwrap();
+                    t.drain(i..next);
+                } else if r.pct(1) {
+                    t.splice(i..i, b"\"in_parent\": false, ".iter().copied());
+                } else if r.pct(1) {
+                    t.splice(i..i, b"  ".iter().copied());
+                }
+            }
+            cases.push(t);
+        }
+    }
+    let sizes: [&[usize]; 4] = [&[1 << 16], &[4093], &[65_000, 1031, 77], &[100_000]];
+    let mut problems = Vec::new();
+    let (mut good, mut bad) = (0, 0);
+    for text in &cases {
+        let old = shown(encode_through_messages(&text[..], Vec::new()));
+        if old.is_ok() {
+            good += 1;
+        } else {
+            bad += 1;
+        }
+        let whole = shown(encode(&text[..], Vec::new()));
+        if whole != old {
+            problems.push(format!("whole: direct {whole:?}\nmessages {old:?}"));
+        }
+        for sz in sizes {
+            let direct = shown(encode(Pieces { data: text, sizes: sz, turn: 0 }, Vec::new()));
+            if direct != old {
+                problems.push(format!("pieces {sz:?}: direct {direct:?}\nmessages {old:?}"));
+            }
+        }
+    }
+    problems.truncate(5);
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    assert_eq!(shown(encode(&cases[0][..], Vec::new())), Ok(image.clone()));
+    assert!(good >= 8 && bad >= 4, "{good} good and {bad} bad documents");
+}
