@@ -18,7 +18,9 @@
 #     decode raw, decode nice, encode and info,
 #     ours and the reference's, on both images; our peak RSS for each
 #     (/usr/bin/time %M); our start-up time (`crit --version`, `crit info` on
-#     tiny.img) over 1000 runs.
+#     tiny.img) over 1000 runs.  Before each timed run (untimed, for every
+#     tool alike) the output of the run before is removed and `sync` runs:
+#     see prep_for.
 #  4. A Markdown table with the targets: decode >= 100x the reference, nice
 #     >= 50x, encode >= 50x, peak RSS <= 64 MiB, start-up <= 2 ms; each row
 #     PASS or FAIL.  Also written to $CRIT_BENCH_DIR/results.md.
@@ -227,11 +229,14 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 fi
 [ -n "$HF" ] || say "no hyperfine: timing with a plain loop (/usr/bin/time, 10 ms resolution; start-up includes bash's fork)"
 
-# median_time NAME RUNS WARMUP CMD...: median wall time in seconds into $T/NAME
+# median_time NAME RUNS WARMUP CMD...: median wall time in seconds into $T/NAME;
+# with PREP set, that command runs (untimed) before each run.
 median_time() {
     local name=$1 runs=$2 warm=$3; shift 3
+    local prep=()
+    [ -n "${PREP:-}" ] && prep=(--prepare "$PREP")
     if [ -n "$HF" ]; then
-        "$HF" -N --style none --runs "$runs" --warmup "$warm" --export-csv "$T/$name.csv" "$*" >/dev/null 2>"$T/$name.err" ||
+        "$HF" -N --style none --runs "$runs" --warmup "$warm" "${prep[@]}" --export-csv "$T/$name.csv" "$*" >/dev/null 2>"$T/$name.err" ||
             { say "timing $name failed: $(tail -n 1 "$T/$name.err")"; echo NaN >"$T/$name"; return 1; }
         # command,mean,stddev,median,user,system,min,max
         awk -F, 'NR == 2 { print $4; print $5 + $6 > "/dev/stderr" }' "$T/$name.csv" >"$T/$name" 2>"$T/$name.cpu"
@@ -240,6 +245,7 @@ median_time() {
         for ((i = 0; i < warm; i++)); do "$@" >/dev/null 2>&1; done
         : >"$T/$name.runs"
         for ((i = 0; i < runs; i++)); do
+            [ -n "${PREP:-}" ] && eval "$PREP" >/dev/null 2>&1
             /usr/bin/time -f '%e %U %S' -a -o "$T/$name.runs" "$@" >/dev/null 2>&1 || { echo NaN >"$T/$name"; return 1; }
         done
         sort -n "$T/$name.runs" | awk '{ a[NR] = $1; c += $2 + $3 }
@@ -385,6 +391,16 @@ subst() { # subst TEMPLATE IMG WHO
     s=${s//@OUT/$O/$b.timed-$3}
     echo "$s"
 }
+# Before each timed run: no output left by the run before it (replacing a
+# file makes the file system free the old one's blocks, which on this
+# machine's ext4, mounted with `discard`, takes 7 ms for a 37 MB file: the
+# file system's work, not the tool's), and no dirty page cache left to
+# write back (the reference writes without syncing; the kernel would write
+# its outputs back while the next runs, ours or its own, are timed).
+prep_for() { # prep_for IMG WHO
+    local b=${1%.img}
+    echo "sh -c 'rm -f $O/$b.timed-$2.json $O/$b.timed-$2.img; sync'"
+}
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for img in "${imgs[@]}"; do
     for op in "${ops[@]}"; do
@@ -392,19 +408,19 @@ for img in "${imgs[@]}"; do
         key="${img%.img}-${name// /-}"
         say "timing $img $name (ours, $RUNS runs)"
         # shellcheck disable=SC2046
-        median_time "$key.ours" "$RUNS" 1 "$C" $(subst "$ours" "$img" ours)
+        PREP=$(prep_for "$img" ours) median_time "$key.ours" "$RUNS" 1 "$C" $(subst "$ours" "$img" ours)
         # shellcheck disable=SC2046
         peak_rss "$key.ours" "$C" $(subst "$ours" "$img" ours)
         if [ -n "$ref" ]; then
             say "timing $img $name (reference, $REF_RUNS runs)"
             # shellcheck disable=SC2046
             # shellcheck disable=SC2046,SC2086
-            median_time "$key.ref" "$REF_RUNS" 0 $ref $(subst "$theirs" "$img" ref)
+            PREP=$(prep_for "$img" ref) median_time "$key.ref" "$REF_RUNS" 0 $ref $(subst "$theirs" "$img" ref)
         fi
         if [ -n "$gocrit" ]; then
             say "timing $img $name (go-crit, $GO_RUNS runs)"
             # shellcheck disable=SC2046
-            median_time "$key.go" "$GO_RUNS" 0 "$gocrit" $(subst "${go_ops[$name]}" "$img" go)
+            PREP=$(prep_for "$img" go) median_time "$key.go" "$GO_RUNS" 0 "$gocrit" $(subst "${go_ops[$name]}" "$img" go)
             # shellcheck disable=SC2046
             peak_rss "$key.go" "$gocrit" $(subst "${go_ops[$name]}" "$img" go)
         fi
