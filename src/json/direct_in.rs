@@ -988,35 +988,27 @@ struct Opened {
 /// `col`; offsets are those of `b`.
 #[inline(always)]
 fn open_at(b: &[u8], at: usize, col: usize) -> Option<Opened> {
-    // The `{`, and its column.
-    let (brace, brace_col, nl_before) = match b.get(at)? {
-        b'{' => (at, col, false),
-        b' ' if b.get(at + 1) == Some(&b'{') => (at + 1, col + 1, false),
-        b'\n' => {
-            let k = leading_spaces(b.get(at + 1..)?);
-            if b.get(at + 1 + k) != Some(&b'{') {
-                return None;
-            }
-            (at + 1 + k, k, true)
-        }
-        _ => return None,
-    };
-    // The first key, and its column.
+    let (brace, brace_col, nl_before) = token_at(b, at, col, b'{')?;
     let after = brace + 1;
-    let (key, indent, nl_after) = match b.get(after)? {
-        b'"' => (after, brace_col + 1, false),
-        b' ' if b.get(after + 1) == Some(&b'"') => (after + 1, brace_col + 2, false),
-        b'\n' => {
-            let k = leading_spaces(b.get(after + 1..)?);
-            if b.get(after + 1 + k) != Some(&b'"') {
-                return None;
-            }
-            (after + 1 + k, k, true)
-        }
-        _ => return None,
-    };
+    let (key, indent, nl_after) = token_at(b, after, brace_col + 1, b'"')?;
     let line_at = if nl_after { after + 1 } else { at + 1 };
     Some(Opened { key, indent, lines: nl_before as u64 + nl_after as u64, line_at })
+}
+
+/// The byte `want` at offset `at` of `b` (whose column is `col`), after
+/// nothing, a space, or a newline and spaces: its offset, its column, and
+/// whether a newline came before it.
+#[inline(always)]
+fn token_at(b: &[u8], at: usize, col: usize, want: u8) -> Option<(usize, usize, bool)> {
+    match *b.get(at)? {
+        c if c == want => Some((at, col, false)),
+        b' ' if b.get(at + 1) == Some(&want) => Some((at + 1, col + 1, false)),
+        b'\n' => {
+            let k = leading_spaces(b.get(at + 1..)?);
+            (b.get(at + 1 + k) == Some(&want)).then_some((at + 1 + k, k, true))
+        }
+        _ => None,
+    }
 }
 
 /// The tight loop over the buffered bytes, from the start of a key: the
