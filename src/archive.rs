@@ -27,12 +27,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::checkpoint::{DirSource, Source, SourceInfo};
 use crate::error::{Error, Result};
+use crate::fsio::{read_full, read_full_at};
 
 /// Largest member kept in memory from the index pass of a compressed archive.
 pub const CACHE_MEMBER_MAX: u64 = 4 << 20;
@@ -156,19 +156,6 @@ fn resolve_link(link_dir: &[&str], target: &str) -> Option<String> {
         }
     }
     Some(v.join("/"))
-}
-
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn skip(r: &mut dyn Read, n: u64) -> io::Result<()> {
@@ -487,16 +474,7 @@ impl Source for ArchiveSource {
         }
         if self.compression == Compression::None {
             let f = File::open(&self.path)?;
-            let mut n = 0;
-            while n < want {
-                match f.read_at(&mut buf[n..want], m.offset + offset + n as u64) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            return Ok(n);
+            return read_full_at(&f, &mut buf[..want], m.offset + offset);
         }
         let start = m.offset + offset;
         let mut rd =

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::fsio::{read_full, read_full_at};
 use crate::image::ImageReader;
 use crate::wire::Message;
 
@@ -35,16 +36,7 @@ pub trait Source {
     fn read_at(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let mut r = self.open(name)?.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {name}")))?;
         io::copy(&mut (&mut r).take(offset), &mut io::sink())?;
-        let mut n = 0;
-        while n < buf.len() {
-            match r.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(n)
+        read_full(&mut r, buf)
     }
     /// What kind of source this is, for reports.
     fn info(&self) -> SourceInfo {
@@ -140,19 +132,8 @@ impl Source for DirSource {
     }
 
     fn read_at(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        use std::os::unix::fs::FileExt;
         let p = self.checked(name).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no {name}")))?;
-        let f = self.open_inside(&p)?;
-        let mut n = 0;
-        while n < buf.len() {
-            match f.read_at(&mut buf[n..], offset + n as u64) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(n)
+        read_full_at(&self.open_inside(&p)?, buf, offset)
     }
 }
 

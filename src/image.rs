@@ -9,6 +9,7 @@
 use std::io::{self, Read, Write};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::fsio::read_full;
 use crate::magic::{self, Body, Head, ImageKind, Payload, IMG_COMMON, IMG_SERVICE};
 use crate::schema::{msg, MsgId};
 use crate::wire::{Message, Value};
@@ -149,20 +150,6 @@ const SMALL_ENTRY: u64 = 1 << 16;
 pub fn round_up(x: u64, y: u64) -> u64 {
     // Saturating: a size read from the input may be anything.
     x.div_ceil(y).saturating_mul(y)
-}
-
-/// Read up to `buf.len()` bytes, retrying on interruption; returns the count.
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 impl<R: Read> ImageReader<R> {

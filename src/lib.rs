@@ -66,6 +66,7 @@
 //! reading a process's memory (`read_memory`).
 #![warn(missing_docs)]
 pub mod error;
+mod fsio;
 pub mod image;
 pub mod magic;
 pub mod schema;

@@ -305,14 +305,21 @@ impl AtomicFile {
     fn hand_on_all(&mut self) -> io::Result<()> {
         self.stop_pipe()?;
         if self.block.len > 0 {
-            let f = self.file.as_deref().ok_or_else(Self::committed)?;
-            let mut w = f;
-            w.write_all(self.block.bytes())?;
-            self.written += self.block.len as u64;
-            self.block.len = 0;
-            if self.tmp.is_some() {
-                self.kick.note(f, self.written);
-            }
+            self.write_block_here()?;
+        }
+        Ok(())
+    }
+
+    /// Write the current block into the file from this thread (through
+    /// the page cache), and empty it.
+    fn write_block_here(&mut self) -> io::Result<()> {
+        let f = self.file.as_deref().ok_or_else(Self::committed)?;
+        let mut w = f;
+        w.write_all(self.block.bytes())?;
+        self.written += self.block.len as u64;
+        self.block.len = 0;
+        if self.tmp.is_some() {
+            self.kick.note(f, self.written);
         }
         Ok(())
     }
@@ -325,15 +332,7 @@ impl AtomicFile {
         }
         let Some(p) = self.pipe.as_mut() else {
             // Written here and now.
-            let f = self.file.as_deref().ok_or_else(Self::committed)?;
-            let mut w = f;
-            w.write_all(self.block.bytes())?;
-            self.written += self.block.len as u64;
-            self.block.len = 0;
-            if self.tmp.is_some() {
-                self.kick.note(f, self.written);
-            }
-            return Ok(());
+            return self.write_block_here();
         };
         let n = self.block.len as u64;
         let full = std::mem::replace(&mut self.block, Block::none());
