@@ -163,15 +163,8 @@ pub static CHECKS: &[(&str, &str)] = &[
     ("orphan", "an image nothing refers to (restore ignores it)"),
 ];
 
-/// A CRIU version, major and minor.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub struct Version(pub u8, pub u8);
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.0, self.1)
-    }
-}
+pub use crate::version::Version;
+use crate::version::{IMAGES_SINCE, INVENTORY_SINCE};
 
 /// Something in the images that only a CRIU of at least some version writes.
 #[derive(Clone, Debug, PartialEq)]
@@ -350,30 +343,6 @@ static ARCH_INFO: &[(i32, &str)] = &[
     (6, "ti_mips"),
     (7, "ti_loongarch64"),
     (8, "ti_riscv64"),
-];
-
-/// Inventory fields and the CRIU release that introduced them.
-static INVENTORY_EVIDENCE: &[(&str, Version)] = &[
-    ("allow_uprobes", Version(4, 2)),
-    ("dump_criu_run_id", Version(4, 1)),
-    ("plugins_entry", Version(4, 1)),
-    ("network_lock_method", Version(3, 16)),
-    ("tcp_close", Version(3, 15)),
-    ("pre_dump_mode", Version(3, 14)),
-    ("dump_uptime", Version(3, 10)),
-];
-
-/// Image files (by name prefix) and the CRIU release that introduced them.
-static IMAGE_EVIDENCE: &[(&str, Version)] = &[
-    ("pidfd.img", Version(4, 1)),
-    ("apparmor.img", Version(3, 16)),
-    ("bpfmap-file.img", Version(3, 15)),
-    ("bpfmap-data.img", Version(3, 15)),
-    ("pidns-", Version(3, 15)),
-    ("memfd.img", Version(3, 14)),
-    ("timens-", Version(3, 14)),
-    ("nftables-", Version(3, 14)),
-    ("files.img", Version(3, 4)),
 ];
 
 // ---------------------------------------------------------------------------
@@ -651,7 +620,7 @@ pub fn check(ck: &Checkpoint) -> Result<Report> {
     if !f.has("inventory.img") {
         f.push(Finding::error("missing-image", "inventory.img").expect("the inventory image").found("no such file"));
     }
-    for (prefix, v) in IMAGE_EVIDENCE {
+    for (prefix, v) in IMAGES_SINCE {
         if let Some(n) = names.iter().find(|n| n.starts_with(prefix)) {
             f.evidence(*v, n, format!("{prefix}{}", if prefix.ends_with('-') { "*" } else { "" }));
         }
@@ -1047,7 +1016,7 @@ fn visit_inventory(f: &mut Facts, name: &str, e: usize, m: &Message) {
     f.inventory.root_ids = m.msg("root_ids").cloned();
     f.inventory.ns_per_id = m.bool("ns_per_id") == Some(true);
     f.inventory.tcp_close = m.bool("tcp_close") == Some(true);
-    for (field, ver) in INVENTORY_EVIDENCE {
+    for (field, ver) in INVENTORY_SINCE {
         if m.has(field) {
             f.evidence(*ver, name, format!("inventory_entry.{field}"));
         }

@@ -8,7 +8,6 @@
 //! destination and renamed into place only when every step succeeded.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::fs::{self, File};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -21,36 +20,14 @@ use crate::output::AtomicFile;
 use crate::schema::{msg, Type};
 use crate::wire::{Message, Value};
 
-/// A CRIU release, as `MAJOR.MINOR`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
-pub struct Version(pub u16, pub u16);
+pub use crate::version::Version;
+use crate::version::{IMAGES_SINCE, INVENTORY_SINCE};
 
 impl Version {
     /// The oldest layout we convert to: 3.15, the first CRIU that streams.
     pub const FLOOR: Version = Version(3, 15);
     /// The newest layout we know.
     pub const LATEST: Version = Version(4, 2);
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.0, self.1)
-    }
-}
-
-impl std::str::FromStr for Version {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Version> {
-        let mut it = s.trim().split('.');
-        let bad = || Error::value(format!("{s:?} is not a CRIU version (MAJOR.MINOR)"));
-        let major = it.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
-        let minor = it.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
-        // A patch level (4.1.1) has the layout of its minor release.
-        if let Some(p) = it.next() {
-            p.parse::<u16>().map_err(|_| bad())?;
-        }
-        Ok(Version(major, minor))
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -69,34 +46,16 @@ pub struct Evidence {
 pub fn criu_version_bound(ck: &Checkpoint) -> Result<(Version, Vec<Evidence>)> {
     let mut ev: Vec<Evidence> = Vec::new();
     let names = ck.source().names().map_err(Error::from)?;
-    let mut see = |since: (u16, u16), what: String| ev.push(Evidence { since: Version(since.0, since.1), what });
+    let mut see = |since: Version, what: String| ev.push(Evidence { since, what });
     // Image files that first appeared in a release.
-    for (prefix, since) in [
-        ("files.img", (3, 4)),
-        ("memfd.img", (3, 14)),
-        ("timens-", (3, 14)),
-        ("nftables-", (3, 14)),
-        ("bpfmap-file.img", (3, 15)),
-        ("bpfmap-data.img", (3, 15)),
-        ("pidns-", (3, 15)),
-        ("apparmor.img", (3, 16)),
-        ("pidfd.img", (4, 1)),
-    ] {
+    for &(prefix, since) in IMAGES_SINCE {
         if let Some(n) = names.iter().find(|n| n.starts_with(prefix)) {
             see(since, format!("{n} exists"));
         }
     }
     if ck.has("inventory.img") {
         let inv = ck.first("inventory.img")?;
-        for (field, since) in [
-            ("allow_uprobes", (4, 2)),
-            ("plugins_entry", (4, 1)),
-            ("dump_criu_run_id", (4, 1)),
-            ("network_lock_method", (3, 16)),
-            ("tcp_close", (3, 15)),
-            ("pre_dump_mode", (3, 14)),
-            ("dump_uptime", (3, 10)),
-        ] {
+        for &(field, since) in INVENTORY_SINCE {
             if inv.has(field) {
                 see(since, format!("inventory.img has {field}"));
             }
@@ -108,11 +67,11 @@ pub fn criu_version_bound(ck: &Checkpoint) -> Result<(Version, Vec<Evidence>)> {
         while let Some(it) = rd.next_item()? {
             if it.role == Role::PagemapEntry {
                 if it.msg.has("nr_pages") {
-                    see((4, 2), format!("{n} has nr_pages (field 5)"));
+                    see(Version(4, 2), format!("{n} has nr_pages (field 5)"));
                     break 'pm;
                 }
                 if it.msg.has("flags") {
-                    see((3, 5), format!("{n} has flags"));
+                    see(Version(3, 5), format!("{n} has flags"));
                     break 'pm;
                 }
             }
@@ -121,18 +80,18 @@ pub fn criu_version_bound(ck: &Checkpoint) -> Result<(Version, Vec<Evidence>)> {
     if ck.has("files.img") {
         for (_, f) in ck.files()?.iter() {
             if f.msg("isk").is_some_and(|i| i.has("tcp_opts")) {
-                see((4, 0), "files.img: an inet socket has tcp_opts".into());
+                see(Version(4, 0), "files.img: an inet socket has tcp_opts".into());
                 break;
             }
         }
         if ck.files()?.values().any(|f| f.enum_name("type") == Some("PIDFD")) {
-            see((4, 1), "files.img has a pidfd".into());
+            see(Version(4, 1), "files.img has a pidfd".into());
         }
     }
     for n in names.iter().filter(|n| n.starts_with("core-")) {
         let c = ck.first(n)?;
         if c.msg("thread_core").is_some_and(|t| t.has("cg_set")) {
-            see((3, 18), format!("{n}: thread_core has cg_set"));
+            see(Version(3, 18), format!("{n}: thread_core has cg_set"));
             break;
         }
     }

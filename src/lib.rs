@@ -87,4 +87,5 @@ pub mod progress;
 pub mod stats;
 pub mod stream;
 pub mod transcode;
+pub mod version;
 pub mod views;
