@@ -313,19 +313,31 @@ pub struct Encoder<W: Write> {
     ghost_chunks: bool,
     /// Writes entries straight from the JSON text, for kinds without payloads.
     direct: Option<DirectEncoder>,
-    /// Entries to go before [`Encoder::entries_from`] tries a run again.
+    /// Entries to go before [`Encoder::entries_from`] tries a run again,
+    /// and how many it lets go by after the next run that takes none.
     skip_runs: usize,
+    run_retry: usize,
 }
 
 /// Entries [`Encoder::entries_from`] lets go by after a run that took
-/// none.
+/// none; twice as many after each next one that takes none, up to
+/// [`RUN_RETRY_MAX`].
 const RUN_RETRY: usize = 8;
+const RUN_RETRY_MAX: usize = 1024;
 
 impl<W: Write> Encoder<W> {
     /// Start an image of `kind`.
     pub fn new(w: W, kind: &'static ImageKind) -> Result<Self> {
         let direct = matches!(kind.body, Body::Pagemap | Body::Entries(_, Payload::None)).then(DirectEncoder::new);
-        Ok(Encoder { w: ImageWriter::new(w, kind)?, kind, index: 0, ghost_chunks: false, direct, skip_runs: 0 })
+        Ok(Encoder {
+            w: ImageWriter::new(w, kind)?,
+            kind,
+            index: 0,
+            ghost_chunks: false,
+            direct,
+            skip_runs: 0,
+            run_retry: RUN_RETRY,
+        })
     }
 
     /// `false`: [`Encoder::entry_from`] parses every entry into a message
@@ -399,10 +411,12 @@ impl<W: Write> Encoder<W> {
         let (n, framed) = d.entries(p, ty, role == Role::PagemapEntry);
         if n == 0 {
             // Entries of this image may not be for the loop: look again
-            // a few entries on.
-            self.skip_runs = RUN_RETRY;
+            // some entries on.
+            self.skip_runs = self.run_retry;
+            self.run_retry = (self.run_retry * 2).min(RUN_RETRY_MAX);
             return Ok(0);
         }
+        self.run_retry = RUN_RETRY;
         self.w.write_framed_run(framed, n)?;
         self.index += n;
         Ok(n)

@@ -25,17 +25,20 @@
 //! - required fields are tracked as keys are seen, and the list of the
 //!   missing ones (with their dotted paths) is made only when one is;
 //! - the common case, fields of plain non-negative integers (or `"0x…"`
-//!   texts) in crit's own layout, goes through a tight loop on the
-//!   parser's buffer (`quick_run`), which hands a field over to the
-//!   general loop at its start, or right after its key, when it comes any
-//!   other way; a message it takes whole is finished with one test.
+//!   texts), strings that need no decoding and enum names, in crit's own
+//!   layout, goes through a tight loop on the parser's buffer
+//!   (`quick_run`), which hands a field over to the general loop at its
+//!   start, or right after its key, when it comes any other way; a
+//!   message it takes whole is finished with one test, and the entries of
+//!   an image that it takes whole go one after another in one run
+//!   (`quick_entries`).
 
 use std::io::Read;
 use std::sync::OnceLock;
 
 use super::map::{field_from_json, locate, scalar_or_msg, unknown_fields, UNKNOWN_KEY};
 use super::maps;
-use super::parse::{hex_at, leading_spaces, uint_at, Json, KeyPattern, Parser};
+use super::parse::{hex_at, leading_spaces, plain_text_len, uint_at, Json, KeyPattern, Parser};
 use super::pyfmt;
 use crate::error::{Error, ErrorKind, Result};
 use crate::schema::{FieldDesc, Label, MessageDesc, MsgId, Type, MESSAGES};
@@ -1057,8 +1060,9 @@ struct Scan {
 
 /// The loop of [`quick_run`] over the bytes `b` from offset `s.pos` (the
 /// start of a key), writing into `dst` from offset `s.o`, where there is
-/// room for every field of `slots` and the slack: `s` is left where it
-/// stopped.
+/// room for every field of `slots` and the slack (`room` bytes, which a
+/// text longer than its share leaves there: it is handed over where it
+/// cannot): `s` is left where it stopped.
 #[inline(always)]
 fn scan_fields(
     b: &[u8],
@@ -1068,6 +1072,7 @@ fn scan_fields(
     dst: &mut [u8],
     m: &mut Marks,
 ) -> Option<(usize, &'static FieldDesc)> {
+    let room = 16 * slots.len() + Buf::SLACK;
     let mut pos = s.pos;
     let mut lines = s.lines;
     let mut line_at = s.line_at;
@@ -1104,49 +1109,48 @@ fn scan_fields(
         let mut vpos = pos + skip + slot.key.len();
         loop {
             let q = &slot.q;
-            // The value, its length, and how many bytes after it end the
-            // object (0: a `,` follows); None to hand the field over.
+            // The value's length, where its bytes end in `dst`, and how many
+            // bytes after it end the object (0: a `,` follows); None to
+            // hand the field over.  (Bytes written past `o` count only
+            // once the field is taken.)
             let taken = 'value: {
                 // Not a field the loop writes, or one seen already.
                 if !bits & q.bit == 0 {
                     break 'value None;
                 }
-                let Some(v) = b.get(vpos..).and_then(|r| r.first_chunk::<24>()) else { break 'value None };
-                let parsed = if v[0] == b'"' && q.hex { hex_at(v) } else { uint_at(v) };
-                let Some((val, n)) = parsed else { break 'value None };
-                if val > q.max {
-                    break 'value None;
-                }
-                match v.get(n) {
-                    Some(b',') => Some((val, n, 0)),
-                    Some(b'}') => Some((val, n, 1)),
+                let (n, end) = if q.text.is_some() {
+                    match put_text(b.get(vpos..).unwrap_or(&[]), q, dst, o, room) {
+                        Some(x) => x,
+                        None => break 'value None,
+                    }
+                } else {
+                    let Some(v) = b.get(vpos..).and_then(|r| r.first_chunk::<24>()) else { break 'value None };
+                    let parsed = if v[0] == b'"' && q.hex { hex_at(v) } else { uint_at(v) };
+                    let Some((val, n)) = parsed else { break 'value None };
+                    if val > q.max {
+                        break 'value None;
+                    }
+                    let Some(d) = dst.get_mut(o..).and_then(|d| d.first_chunk_mut::<16>()) else { break 'value None };
+                    (n, o + put_varint(d, q, if q.zigzag { val << 1 } else { val }))
+                };
+                match b.get(vpos + n) {
+                    Some(b',') => Some((n, end, 0)),
+                    Some(b'}') => Some((n, end, 1)),
                     Some(b'\n') => {
                         let tail = b.get(vpos + n + 1..).unwrap_or(&[]);
                         let k = leading_spaces(tail);
-                        (tail.get(k) == Some(&b'}')).then_some((val, n, 2 + k))
+                        (tail.get(k) == Some(&b'}')).then_some((n, end, 2 + k))
                     }
                     _ => None,
                 }
             };
-            let (Some((v, n, close)), Some(d)) = (taken, dst.get_mut(o..).and_then(|d| d.first_chunk_mut::<16>()))
-            else {
+            let Some((n, end, close)) = taken else {
                 // The general loop reads the value.
                 pos = vpos;
                 handed = Some((cur, slot.f));
                 break 'keys;
             };
-            // Taken: written as `Buf::varint` writes it (the key and a
-            // value of one byte in one go).
-            let v = if q.zigzag { v << 1 } else { v };
-            if let Some(t) = d.first_chunk_mut::<8>() {
-                if v < 0x80 {
-                    *t = (q.tag | v << q.tag_bits).to_le_bytes();
-                    o += q.tag_len + 1;
-                } else {
-                    *t = q.tag.to_le_bytes();
-                    o += varint_to(d, q.tag_len, v);
-                }
-            }
+            o = end;
             bits |= q.bit;
             m.last = q.number;
             m.hint = cur + 1;
@@ -1179,6 +1183,52 @@ fn scan_fields(
     m.seen = bits;
     *s = Scan { pos, lines, line_at, o };
     handed
+}
+
+/// The key of field `q` and the varint `v` into `d`, as `Buf::varint`
+/// writes them (a value of one byte with its key in one store): the
+/// bytes written.
+#[inline(always)]
+fn put_varint(d: &mut [u8; 16], q: &Quick, v: u64) -> usize {
+    let Some(t) = d.first_chunk_mut::<8>() else { return 0 };
+    if v < 0x80 {
+        *t = (q.tag | v << q.tag_bits).to_le_bytes();
+        q.tag_len + 1
+    } else {
+        *t = q.tag.to_le_bytes();
+        varint_to(d, q.tag_len, v)
+    }
+}
+
+/// A text value of field `q` at the start of `rest`, as [`DirectEncoder`]'s
+/// general loop writes it (its `fast` path), where it is a plain one: `"`,
+/// ASCII other than `"`, `\` and control characters, `"`.  A string goes in as its
+/// bytes, an enum's name as the number of the first value of that name.
+/// Written into `dst` from `o` if, after it, `room` bytes are left there:
+/// the length of the value's text and the end of what was written.  None
+/// for any other text, a name the enum does not have, or no room.
+#[inline(always)]
+fn put_text(rest: &[u8], q: &Quick, dst: &mut [u8], o: usize, room: usize) -> Option<(usize, usize)> {
+    let body = rest.strip_prefix(b"\"")?;
+    let len = plain_text_len(body)?;
+    let text = body.get(..len)?;
+    match q.text? {
+        Text::String => {
+            // Key, length (up to 5 bytes), bytes.
+            let d = dst.get_mut(o..)?;
+            if d.len() < 16 + len + room {
+                return None;
+            }
+            let w = put_varint(d.first_chunk_mut::<16>()?, q, len as u64);
+            d.get_mut(w..w + len)?.copy_from_slice(text);
+            Some((len + 2, o + w + len))
+        }
+        Text::Enum(e) => {
+            let v = e.desc().values.iter().find(|v| same(v.0.as_bytes(), text))?.1;
+            let d = dst.get_mut(o..).and_then(|d| d.first_chunk_mut::<16>())?;
+            Some((len + 2, o + put_varint(d, q, v as i64 as u64)))
+        }
+    }
 }
 
 /// The entries (of the type of `pl`; `legacy` as for
@@ -1308,16 +1358,32 @@ struct Quick {
     zigzag: bool,
     /// A `"0x…"` text is read as its value (not for devices).
     hex: bool,
+    /// The value is a text: a string's bytes, or an enum's name (the key
+    /// in `tag` then has the string's wire type).
+    text: Option<Text>,
+}
+
+/// The text values [`put_text`] takes.
+#[derive(Clone, Copy, Debug)]
+enum Text {
+    String,
+    Enum(crate::schema::EnumId),
 }
 
 impl Quick {
     fn of(idx: usize, f: &'static FieldDesc) -> Quick {
         let (max, zigzag) = varint_kind(f.ty);
-        if idx >= 64 || max == 0 || f.label == Label::Repeated {
+        let text = match f.ty {
+            Type::String => Some(Text::String),
+            Type::Enum(e) => Some(Text::Enum(e)),
+            _ => None,
+        };
+        if idx >= 64 || (max == 0 && text.is_none()) || f.label == Label::Repeated {
             return Quick::default();
         }
+        let wire_type = matches!(text, Some(Text::String)) as u64 * 2;
         let mut b = [0u8; 16];
-        let tag_len = varint_into(&mut b, 0, (f.number as u64) << 3);
+        let tag_len = varint_into(&mut b, 0, (f.number as u64) << 3 | wire_type);
         let mut w = [0u8; 8];
         for (x, y) in w.iter_mut().zip(&b) {
             *x = *y;
@@ -1331,6 +1397,7 @@ impl Quick {
             max,
             zigzag,
             hex: !f.opts.dev,
+            text,
         }
     }
 }

@@ -101,6 +101,32 @@ fn specials(w: u64) -> u64 {
     (zero_q | zero_bs | ctl | w) & HIGHS
 }
 
+/// The length of the text at the start of `s` up to a `"`, if no byte
+/// before that `"` is a `\\`, a control character or not ASCII (a JSON
+/// string's body that needs no decoding); None otherwise, or with no `"`.
+#[inline(always)]
+pub(crate) fn plain_text_len(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(w) = word(s, i) {
+        let m = specials(w);
+        if m != 0 {
+            i += (m.trailing_zeros() / 8) as usize;
+            return (s.get(i) == Some(&b'"')).then_some(i);
+        }
+        i += 8;
+    }
+    while let Some(&c) = s.get(i) {
+        if c == b'"' {
+            return Some(i);
+        }
+        if c == b'\\' || c < 0x20 || c >= 0x80 {
+            return None;
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Whether every byte is a space.
 #[inline]
 fn all_spaces(s: &[u8]) -> bool {
@@ -1193,6 +1219,34 @@ mod tests {
 
     /// `uint_at` takes exactly the non-negative integers of at most 16
     /// digits that `int_fast` takes, with their values.
+    #[test]
+    fn plain_text_len_finds_the_quote_after_plain_bytes_only() {
+        let naive = |s: &[u8]| -> Option<usize> {
+            let i = s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20 || c >= 0x80)?;
+            (s[i] == b'"').then_some(i)
+        };
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let alphabet = b"ab/.-_ ~\x7f\"\\\n\x01\xc3\xa9";
+        for len in 0..40 {
+            for _ in 0..200 {
+                let t: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        // Mostly plain bytes, a special one now and then.
+                        if x % 16 == 0 {
+                            alphabet[(x >> 8) as usize % alphabet.len()]
+                        } else {
+                            b'a' + (x >> 8) as u8 % 26
+                        }
+                    })
+                    .collect();
+                assert_eq!(plain_text_len(&t), naive(&t), "{t:?}");
+            }
+        }
+    }
+
     #[test]
     fn uint_at_agrees_with_int_fast() {
         let mut texts: Vec<String> = Vec::new();
