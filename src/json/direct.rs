@@ -17,7 +17,7 @@
 //!
 //! Per message type and style, a table made on first use says for each
 //! field key (number and wire type) what to read and how to write it (see
-//! [`Kind`]): a plain integer is then one table look-up, one varint and
+//! `Kind`): a plain integer is then one table look-up, one varint and
 //! its digits, with no value in between.
 
 use std::io::Write;
