@@ -1200,15 +1200,7 @@ impl Memory {
 }
 
 fn read_at_or_zero(f: &File, buf: &mut [u8], off: u64) -> io::Result<()> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read_at(&mut buf[n..], off + n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    let n = crate::fsio::read_full_at(f, buf, off)?;
     // The file shrank since it was checked: what is gone reads as zeros.
     buf[n..].fill(0);
     Ok(())
